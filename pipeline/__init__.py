@@ -1,0 +1,1 @@
+"""llmc's compiler pipeline: stages, the runner that caches them, and the CLI."""

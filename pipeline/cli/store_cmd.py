@@ -1,0 +1,121 @@
+"""`llmc store ...`: look into, check and clean the artifact store."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from .common import StoreOpt, open_store
+
+app = typer.Typer(help="Inspect, verify and garbage-collect the artifact store.", no_args_is_help=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@app.command("ls")
+def ls(store: StoreOpt = None) -> None:
+    """List refs and what the store holds."""
+    from store.manifest import Manifest  # noqa: F401 (keeps the import graph honest)
+
+    s = open_store(store)
+    refs = s.list_refs()
+    for name, manifest in refs.items():
+        try:
+            size = _size(s.get_manifest(manifest).total_size)
+        except Exception:  # noqa: BLE001 - a broken ref is shown, not fatal
+            size = "missing"
+        print(f"{name}\t{manifest}\t{size}")
+    blobs = list(s.iter_blobs())
+    total = sum(p.stat().st_size for _, p in blobs)
+    actions = sum(1 for _ in s.iter_actions())
+    print(f"{len(refs)} refs, {actions} action entries, {sum(1 for _ in s.iter_manifests())} manifests, "
+          f"{len(blobs)} blobs ({_size(total)}) in {s.root}")
+
+
+@app.command("show")
+def show(name: Annotated[str, typer.Argument(help="A ref, a manifest digest or an action key.")],
+         store: StoreOpt = None) -> None:
+    """Show the files of an artifact, or an action entry's provenance."""
+    import json
+
+    from store import digest
+    from store.local import _KEY_RE
+
+    s = open_store(store)
+    if _KEY_RE.match(name):
+        entry = s.get_action(name)
+        if entry is None:
+            raise UserError(f"no action entry {name}")
+        print(json.dumps({"key": entry.key, "manifest": entry.manifest, "provenance": entry.provenance},
+                         indent=2, default=str))
+        return
+    manifest = name if digest.is_digest(name) else s.get_ref(name)
+    if manifest is None:
+        raise UserError(f"{name!r} is not a ref, a manifest digest or an action key in {s.root}")
+    m = s.get_manifest(manifest)
+    print(f"manifest {manifest}")
+    for e in m:
+        print(f"{e.mode:o}\t{e.size}\t{e.digest}\t{e.path}")
+
+
+@app.command("verify")
+def verify(store: StoreOpt = None) -> None:
+    """Rehash every object; name each corrupt one (moved to quarantine/); exit 1 if any."""
+    from store.verify import verify as run_verify
+
+    s = open_store(store)
+    report = run_verify(s)
+    for problem in report.problems:
+        print(problem)
+    for key in report.stale_actions:
+        print(f"note: action entry {key} names a manifest that is gone (rebuilt on next use)")
+    print(f"checked {report.blobs} blobs and {report.manifests} manifests: "
+          f"{len(report.problems)} problem(s)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("gc")
+def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")] = False,
+       grace: Annotated[str, typer.Option("--grace", help="Keep unreachable objects younger than this.")] = "24h",
+       store: StoreOpt = None) -> None:
+    """Remove what no ref or pin reaches and is older than the grace period."""
+    from store import gc as store_gc
+
+    try:
+        grace_s = store_gc.parse_duration(grace)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    s = open_store(store)
+    plan = store_gc.plan(s, grace_s)
+    verb = "would remove" if dry_run else "removed"
+    for d, _ in plan.manifests:
+        print(f"{verb} manifest {d}")
+    for d, _ in plan.blobs:
+        print(f"{verb} blob {d}")
+    for key in plan.actions:
+        print(f"{verb} action {key}")
+    for path in plan.scratch:
+        print(f"{verb} scratch {path}")
+    if not dry_run:
+        store_gc.execute(s, plan)
+    print(f"{verb} {len(plan.blobs)} blobs, {len(plan.manifests)} manifests, {len(plan.actions)} action "
+          f"entries ({_size(plan.bytes_freed)}); kept {len(plan.kept_manifests)} manifests")
+
+
+@app.command("explain")
+def explain(a: Annotated[str, typer.Argument(help="Action key or ref.")],
+            b: Annotated[str, typer.Argument(help="Action key or ref.")],
+            store: StoreOpt = None) -> None:
+    """Say which input, option or tool makes two action keys differ."""
+    from store.explain import explain as run_explain
+
+    for line in run_explain(open_store(store), a, b):
+        print(line)

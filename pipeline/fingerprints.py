@@ -1,0 +1,89 @@
+"""Versions of the tools a stage's output depends on, read without importing them.
+
+`import tvm` alone takes about 2 s; a cache hit must not pay it, so TVM's
+version and commit come from its package metadata and `_version.py` text.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+@functools.cache
+def tvm_location() -> Path | None:
+    spec = importlib.util.find_spec("tvm")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+@functools.cache
+def tvm_commit() -> str:
+    loc = tvm_location()
+    if loc is None:
+        return "absent"
+    try:
+        text = (loc / "_version.py").read_text()
+    except OSError:
+        return "unknown"
+    m = re.search(r"__commit_id__\s*=\s*commit_id\s*=\s*'([^']*)'", text)
+    return m.group(1) if m else "unknown"
+
+
+def tvm() -> str:
+    return f"{_dist_version('apache-tvm')}+{tvm_commit()}"
+
+
+@functools.cache
+def cc() -> str:
+    """First line of the system C compiler's --version (the linker driver for .so files)."""
+    exe = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if exe is None:
+        return "absent"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+@functools.cache
+def nvcc() -> str:
+    exe = shutil.which("nvcc")
+    if exe is None:
+        return "absent"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    lines = [ln for ln in out.splitlines() if ln.startswith("Build ") or "release" in ln]
+    return " ".join(lines).strip() or "unknown"
+
+
+TOOLS = {
+    "python": lambda: f"{platform.python_implementation()} {platform.python_version()}",
+    "numpy": lambda: _dist_version("numpy"),
+    "llmc": lambda: _dist_version("llmc"),
+    "tvm": tvm,
+    "cc": cc,
+    "nvcc": nvcc,
+    "safetensors": lambda: _dist_version("safetensors"),
+    "gguf": lambda: _dist_version("gguf"),
+    "tokenizers": lambda: _dist_version("tokenizers"),
+    "torch": lambda: _dist_version("torch"),
+}
+
+
+def fingerprint(names) -> dict[str, str]:
+    return {name: TOOLS[name]() for name in sorted(set(names))}

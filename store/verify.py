@@ -1,0 +1,68 @@
+"""Rehash everything in the store; corrupt objects are named and moved aside."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import digest
+from .local import MissingObject, StoreError, Store
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    digest: str
+    path: Path
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.digest} at {self.path}: {self.why}"
+
+
+@dataclass
+class Report:
+    blobs: int = 0
+    manifests: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    stale_actions: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _rehash(path: Path) -> str | None:
+    try:
+        return digest.of_file(path)
+    except OSError:
+        return None
+
+
+def verify(store: Store, on_object=None) -> Report:
+    report = Report()
+    for d, path in store.iter_blobs():
+        report.blobs += 1
+        if _rehash(path) != d:
+            moved = store.quarantine_blob(d)
+            report.problems.append(Problem("corrupt blob", d, path, f"contents do not match; moved to {moved}"))
+        if on_object:
+            on_object()
+    for d, path in store.iter_manifests():
+        report.manifests += 1
+        try:
+            m = store.get_manifest(d)
+        except StoreError as exc:
+            report.problems.append(Problem("corrupt manifest", d, path, str(exc)))
+            continue
+        for e in m:
+            if not store.has_blob(e.digest):
+                report.problems.append(
+                    Problem("incomplete manifest", d, path, f"blob {e.digest} of {e.path} is missing"))
+        if on_object:
+            on_object()
+    for entry in store.iter_actions():
+        try:
+            store.get_manifest(entry.manifest)
+        except (MissingObject, StoreError):
+            report.stale_actions.append(entry.key)
+    return report

@@ -1,0 +1,190 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.runner import Runner, Step
+from store import CorruptObject, Store, digest
+from store import gc as store_gc
+from store.manifest import Manifest
+from store.verify import verify
+from toy_stages import make
+
+
+def build(store, stage, **options):
+    with Runner(store) as runner:
+        step = Step(stage, options=options)
+        return runner.key(step), runner.manifest(step), runner.counts()
+
+
+def test_digest_format():
+    d = digest.of_bytes(b"abc")
+    assert d.startswith("xxh128:") and d.endswith(":3")
+    assert digest.parse(d)[1] == 3
+
+
+def test_second_build_is_cached_and_identical(store):
+    stage = make()
+    k1, m1, c1 = build(store, stage, text="x")
+    k2, m2, c2 = build(store, stage, text="x")
+    assert (k1, m1) == (k2, m2)
+    assert c1["run"] == 1 and c2 == {"run": 0, "cached": 1, "remote": 0}
+    assert stage.calls == 1
+
+
+def test_manifest_is_the_same_on_another_store(tmp_path):
+    _, m1, _ = build(Store(tmp_path / "a"), make(), text="x")
+    _, m2, _ = build(Store(tmp_path / "b"), make(), text="x")
+    assert m1 == m2
+
+
+def test_manifest_normalizes_modes_and_sorts(store, tmp_path):
+    d = tmp_path / "art"
+    (d / "b").mkdir(parents=True)
+    (d / "b" / "x").write_bytes(b"1")
+    (d / "a").write_bytes(b"2")
+    os.chmod(d / "a", 0o700)
+    m = store.get_manifest(store.commit_dir(d))
+    assert [e.path for e in m] == ["a", "b/x"]
+    assert [e.mode for e in m] == [0o755, 0o644]
+
+
+def test_materialize_round_trip(store, tmp_path):
+    _, manifest, _ = build(store, make(), text="round", files=4)
+    out = tmp_path / "out"
+    m = store.materialize(manifest, out)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [e.path for e in m]
+    assert (out / "part0" / "f0.bin").read_bytes() == b"round\x00"
+
+
+def test_flipped_byte_is_named_by_verify_and_refused_on_read(store, tmp_path):
+    _, manifest, _ = build(store, make(), text="payload" * 100)
+    entry = next(iter(store.get_manifest(manifest)))
+    blob = store.blob_path(entry.digest)
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[3] ^= 0x01
+    blob.write_bytes(bytes(data))
+
+    report = verify(store)
+    assert not report.ok
+    assert any(p.digest == entry.digest and str(blob) in str(p) for p in report.problems)
+    assert not blob.exists() and list(store.quarantine.iterdir())
+    with pytest.raises(Exception):
+        store.materialize(manifest, tmp_path / "out")
+
+
+def test_flipped_byte_refused_on_read_without_verify(store, tmp_path):
+    _, manifest, _ = build(store, make(), text="payload" * 100)
+    entry = next(iter(store.get_manifest(manifest)))
+    blob = store.blob_path(entry.digest)
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(CorruptObject, match=entry.digest):
+        store.materialize(manifest, tmp_path / "out")
+    assert not blob.exists()  # moved aside, never served again
+
+
+def test_corrupt_artifact_is_rebuilt(store):
+    stage = make()
+    _, manifest, _ = build(store, stage, text="again")
+    entry = next(iter(store.get_manifest(manifest)))
+    store.quarantine_blob(entry.digest)
+    _, manifest2, counts = build(store, stage, text="again")
+    assert manifest2 == manifest and counts["run"] == 1 and store.has_artifact(manifest)
+
+
+def test_verify_cli_exit_code(store):
+    _, manifest, _ = build(store, make(), text="cli")
+    entry = next(iter(store.get_manifest(manifest)))
+    blob = store.blob_path(entry.digest)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"X" * entry.size)
+    r = subprocess.run([sys.executable, "-m", "pipeline", "store", "verify", "--store", str(store.root)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert entry.digest in r.stdout and str(blob) in r.stdout
+
+
+def test_gc_keeps_what_refs_reach_and_removes_the_rest(store):
+    kept_key, kept, _ = build(store, make(), text="keep")
+    gone_key, gone, _ = build(store, make(), text="drop")
+    store.set_ref("convert_weight/kept", kept)
+    kept_blobs = {e.digest for e in store.get_manifest(kept)}
+    gone_blobs = {e.digest for e in store.get_manifest(gone)} - kept_blobs
+
+    young = store_gc.plan(store, grace_s=3600)
+    assert not young.blobs and not young.manifests  # everything is inside the grace period
+
+    dry = store_gc.plan(store, grace_s=0)
+    assert {d for d, _ in dry.manifests} == {gone}
+    assert {d for d, _ in dry.blobs} == gone_blobs
+    assert dry.actions == [gone_key]
+    assert store.has_artifact(gone)  # planning removed nothing
+
+    store_gc.execute(store, dry)
+    assert store.has_artifact(kept) and not store.manifest_path(gone).exists()
+    assert store.get_action(kept_key) is not None and store.get_action(gone_key) is None
+    assert verify(store).ok
+
+
+def test_gc_keeps_the_inputs_of_a_referenced_artifact(store):
+    up, down = make("up"), make("down")
+    with Runner(store) as runner:
+        up_step = Step(up, options={"text": "u"})
+        down_step = Step(down, inputs={"x": up_step})
+        store.set_ref("compile/lib", runner.manifest(down_step))
+        up_manifest = runner.manifest(up_step)
+    store_gc.execute(store, store_gc.plan(store, grace_s=0))
+    assert store.has_artifact(up_manifest)
+    with Runner(store) as runner:  # the chain is still a full cache hit
+        runner.manifest(Step(down, inputs={"x": Step(up, options={"text": "u"})}))
+        assert runner.counts()["run"] == 0
+
+
+def test_gc_cli_dry_run(store):
+    build(store, make(), text="drop")
+    r = subprocess.run([sys.executable, "-m", "pipeline", "store", "gc", "--dry-run", "--grace", "0s",
+                        "--store", str(store.root)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "would remove manifest" in r.stdout
+    assert len(list(store.iter_manifests())) == 1
+
+
+def test_explain_names_the_option_that_differs(store):
+    from store.explain import explain
+
+    stage = make()
+    ka, _, _ = build(store, stage, text="a")
+    kb, _, _ = build(store, stage, text="b")
+    lines = explain(store, ka, kb)
+    assert lines == ["options.text: 'a' -> 'b'"]
+
+
+def test_explain_follows_refs(store):
+    from store.explain import explain
+
+    stage = make()
+    _, ma, _ = build(store, stage, text="a", files=1)
+    _, mb, _ = build(store, stage, text="a", files=2)
+    store.set_ref("x/a", ma)
+    store.set_ref("x/b", mb)
+    assert explain(store, "x/a", "x/b") == ["options.files: 1 -> 2"]
+
+
+def test_ref_names_are_checked(store):
+    from store import StoreError
+
+    with pytest.raises(StoreError):
+        store.set_ref("../escape", "xxh128:" + "0" * 32 + ":1")
+
+
+def test_manifest_rejects_unsorted():
+    from store.manifest import BadManifest, Entry
+
+    e = [Entry("b", digest.of_bytes(b""), 0, 0o644), Entry("a", digest.of_bytes(b""), 0, 0o644)]
+    with pytest.raises(BadManifest):
+        Manifest(tuple(e))
