@@ -14,3 +14,32 @@ def store(tmp_path):
     from store import Store
 
     return Store(tmp_path / "store").ensure()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(models_dir):
+    """GQA, untied lm_head: the model most tests convert and compile."""
+    from tiny_models import make_llama
+
+    return make_llama(models_dir / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    from tiny_models import smollm2_gguf as fetch
+
+    return fetch()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_gguf):
+    """transformers' own reading of the SmolLM2 GGUF (an oracle we did not write); loaded once."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    return model.eval()

@@ -1,11 +1,33 @@
-"""`llmc convert_weight` (not built yet)."""
+"""`llmc convert_weight`: quantize and shard a model's weights into MLC's format."""
 from __future__ import annotations
 
-from ..errors import NotAvailable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import OutputOpt, StoreOpt, open_store, say
 
 COMMAND = "convert_weight"
-HELP = "Not available yet in this version of llmc."
+HELP = "Convert a model's weights to MLC's quantized, sharded format."
 
 
-def command() -> None:
-    raise NotAvailable("llmc convert_weight is not available yet in this version")
+def command(
+    config: Annotated[str, typer.Argument(help="Model folder, config.json, .gguf file or preset name.")],
+    quantization: Annotated[str, typer.Option("--quantization", help="e.g. q4f16_1, q0f32.")],
+    output: OutputOpt,
+    model_type: Annotated[str, typer.Option("--model-type", help="auto, llama, mistral, gpt_neox.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="Accepted for compatibility; quantization "
+                                                         "runs on the CPU.")] = "auto",
+    source: Annotated[Optional[str], typer.Option("--source", help="Weights folder or file.")] = None,
+    source_format: Annotated[str, typer.Option("--source-format", help="auto, huggingface-safetensor, "
+                                               "huggingface-torch, gguf, awq.")] = "auto",
+    store: StoreOpt = None,
+) -> None:
+    from ..convert import convert_weight
+    from ..progress import terminal
+
+    with terminal():
+        result = convert_weight(config, quantization, Path(output), open_store(store), model_type=model_type,
+                                source=source, source_format=source_format)
+    say(result.summary)

@@ -1,0 +1,76 @@
+"""gen_config: mlc-chat-config.json and tokenizer files, through the store, into an output folder."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import outputs, quantization
+from .errors import UserError
+from .model_input import resolve_config
+from .runner import Runner, Source, Step
+from .stages import gen_config
+from .tokenizer_files import FILES as TOKENIZER_FILES
+
+CONFIG_SIDE_FILES = ("generation_config.json", "chat_template.jinja") + TOKENIZER_FILES
+
+
+@dataclass
+class Result:
+    manifest: str
+    output: Path
+    summary: str
+    counts: dict
+    warnings: list[str]
+
+
+def config_step(config: str, quant: str, conv_template: str, model_type: str = "auto",
+                no_tokenizer: bool = False, **sizes) -> Step:
+    s = quantization.scheme(quant)
+    mi = resolve_config(config)
+    options = {"model_type": model_type, "quantization": s.name, "conv_template": conv_template,
+               "preset": mi.preset, "config_file": mi.config_file, "no_tokenizer": no_tokenizer}
+    for name, value in sizes.items():
+        if name not in gen_config.SIZES:
+            raise TypeError(f"unknown size {name}")
+        if value is not None:
+            if value < 0 or (value == 0 and name != "attention_sink_size"):
+                raise UserError(f"--{name.replace('_', '-')} must be positive, not {value}")
+            options[name] = value
+    if conv_template != "auto":
+        from . import conversation
+
+        conversation.get(conv_template)  # an unknown name fails before any work
+    inputs = {}
+    if mi.gguf is not None:
+        inputs["config"] = Source(mi.gguf.parent, (mi.gguf.name,))
+        options["gguf"] = mi.gguf.name
+    elif mi.config_dir is not None:
+        inputs["config"] = mi.config_source(CONFIG_SIDE_FILES)
+    return Step(gen_config, inputs=inputs, options=options)
+
+
+def generate_config(config: str, quant: str, conv_template: str, output: Path, store, model_type: str = "auto",
+                    no_tokenizer: bool = False, **sizes) -> Result:
+    output = Path(output)
+    step = config_step(config, quant, conv_template, model_type, no_tokenizer, **sizes)
+    outputs.check_writable(output)
+    with Runner(store) as runner:
+        manifest = runner.manifest(step)
+        warnings = _warnings(store, manifest)
+        outputs.install_dir(store, manifest, output, last=("mlc-chat-config.json",),
+                            exclude=(gen_config.WARNINGS_FILE,))
+        store.set_ref(f"gen_config/{output.resolve().name}", manifest)
+        return Result(manifest, output, runner.summary(), runner.counts(), warnings)
+
+
+def _warnings(store, manifest: str) -> list[str]:
+    for entry in store.get_manifest(manifest):
+        if entry.path == gen_config.WARNINGS_FILE:
+            return store.read_blob(entry.digest).decode().splitlines()
+    return []
+
+
+def print_warnings(result: Result) -> None:
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)

@@ -1,0 +1,143 @@
+"""llama.cpp GGUF files: metadata as a config, tensors dequantized under Hugging Face names.
+
+Dequantization goes through the `gguf` package, a chunk of rows at a time, and
+llama.cpp's rotary row permutation of q/k is undone while rows are copied out.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..models import ALIASES, architecture
+
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+_CHUNK_ELEMS = 1 << 22
+
+
+def _open(path: Path):
+    st = Path(path).stat()
+    return _open_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _open_cached(path: str, size: int, mtime_ns: int):
+    """Parsing a GGUF's metadata takes seconds (every vocabulary entry is a field): do it once."""
+    import gguf
+
+    try:
+        return gguf.GGUFReader(path)
+    except Exception as exc:  # noqa: BLE001 - gguf raises ValueError, struct.error, IndexError...
+        raise UserError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from None
+
+
+def metadata(reader, wanted=None) -> dict:
+    meta = {}
+    for key, field in reader.fields.items():
+        if wanted is not None and not any(key.startswith(w) for w in wanted):
+            continue
+        try:
+            meta[key] = field.contents()
+        except Exception:  # noqa: BLE001 - skip values the package cannot decode
+            continue
+    return meta
+
+
+def model_type_of(meta: dict, path: Path) -> str:
+    arch = meta.get("general.architecture")
+    if arch not in ALIASES:
+        raise UserError(f"{path}: GGUF architecture {arch!r} is not supported")
+    return ALIASES[arch]
+
+
+def hf_config(reader, path: Path) -> tuple[str, dict]:
+    """(model_type, Hugging Face-style config) from a GGUF's metadata and tensor list."""
+    meta = metadata(reader)
+    model_type = model_type_of(meta, path)
+    arch = meta["general.architecture"]
+    hf = architecture(model_type).gguf_config(meta, arch)
+    hf["model_type"] = model_type
+    hf["tie_word_embeddings"] = not any(t.name == "output.weight" for t in reader.tensors)
+    for key, name in (("bos_token_id", "tokenizer.ggml.bos_token_id"),
+                      ("eos_token_id", "tokenizer.ggml.eos_token_id"),
+                      ("pad_token_id", "tokenizer.ggml.padding_token_id")):
+        if name in meta:
+            hf[key] = int(meta[name])
+    if model_type == "llama" and hf.get("sliding_window"):
+        hf["model_type"] = model_type = "mistral"
+    return model_type, hf
+
+
+def name_map(model_type: str, cfg: dict) -> dict[str, str]:
+    arch = architecture(model_type)
+    out = {}
+    for pattern, hf in arch.GGUF_NAMES.items():
+        if "{i}" in pattern:
+            for i in range(cfg["num_hidden_layers"]):
+                out[pattern.format(i=i)] = hf.format(i=i)
+        else:
+            out[pattern] = hf
+    return out
+
+
+class GGUFReader:
+    """Tensors of a GGUF file under Hugging Face names. plan = (model_type, model_config)."""
+
+    def __init__(self, path: Path, plan):
+        self.path = path
+        self.reader = _open(path)
+        model_type, cfg = plan
+        names = name_map(model_type, cfg)
+        ignored = set(architecture(model_type).GGUF_IGNORED)
+        self.unpermute = architecture(model_type).gguf_unpermute(cfg)
+        self.head_dim = cfg.get("head_dim")
+        self.tensors = {}
+        for t in self.reader.tensors:
+            if t.name in ignored:
+                continue
+            if t.name not in names:
+                raise UserError(f"{path}: unexpected tensor {t.name} for a {model_type} model")
+            if t.tensor_type.name not in SUPPORTED_TYPES:
+                raise UserError(f"{path}: tensor {t.name} has type {t.tensor_type.name}; supported: "
+                                f"{', '.join(SUPPORTED_TYPES)}")
+            self.tensors[names[t.name]] = t
+
+    def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        return {n: (tuple(int(d) for d in reversed(t.shape)), t.tensor_type.name)
+                for n, t in self.tensors.items()}
+
+    def get(self, name: str) -> np.ndarray:
+        import gguf
+
+        t = self.tensors[name]
+        shape = tuple(int(d) for d in reversed(t.shape))
+        if t.tensor_type.name == "F32" and name not in self.unpermute:
+            return np.asarray(t.data).reshape(shape)
+        rows = shape[0] if len(shape) > 1 else 1
+        cols = int(np.prod(shape)) // rows
+        data = np.asarray(t.data).reshape(rows, -1)
+        out = np.empty((rows, cols), np.float32)
+        target = self._row_targets(name, rows)
+        step = max(1, _CHUNK_ELEMS // max(cols, 1))
+        for r in range(0, rows, step):
+            try:
+                chunk = gguf.quants.dequantize(data[r:r + step], t.tensor_type).reshape(-1, cols)
+            except Exception as exc:  # noqa: BLE001
+                raise UserError(f"{self.path}: cannot dequantize {t.name}: {exc}") from None
+            if target is None:
+                out[r:r + step] = chunk
+            else:
+                out[target[r:r + step]] = chunk
+        return out.reshape(shape)
+
+    def _row_targets(self, name: str, rows: int) -> np.ndarray | None:
+        """Where each stored row of a permuted q/k weight goes in Hugging Face order."""
+        heads = self.unpermute.get(name)
+        if heads is None:
+            return None
+        hd = rows // heads
+        g = np.arange(rows)
+        h, rem = g // hd, g % hd
+        return h * hd + (rem % 2) * (hd // 2) + rem // 2

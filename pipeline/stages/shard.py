@@ -1,0 +1,93 @@
+"""shard: pack quantized tensors into params_shard_*.bin with MLC's tensor-cache.json index.
+
+The index is written as both tensor-cache.json (today's name) and
+ndarray-cache.json (the name older runtimes and the seed guide read).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .. import progress
+
+NAME = "shard"
+VERSION = "1"
+TOOLS = ("python", "llmc")
+DEFAULTS = {"max_shard_bytes": 32 << 20}
+INDEX_NAMES = ("tensor-cache.json", "ndarray-cache.json")
+
+
+def plan(sizes: list[int], cap: int) -> list[list[int]]:
+    """Group tensor indices into shards of at most cap bytes; a tensor over half the cap sits alone."""
+    shards: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i, size in enumerate(sizes):
+        if size > cap // 2:
+            shards.append([i])
+            continue
+        if current and used + size > cap:
+            shards.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += size
+    if current:
+        shards.append(current)
+    return shards
+
+
+def _write_shard(dest: Path, parts: list[Path]) -> None:
+    if len(parts) == 1:
+        try:
+            # A big tensor is a shard by itself: share the inode instead of writing it again.
+            os.link(parts[0], dest)
+            return
+        except OSError:
+            pass
+    with open(dest, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 8 << 20)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
+    src = inputs["tensors"]
+    listing = json.loads((src / "tensors.json").read_text())
+    tensors = listing["tensors"]
+    sizes = [(src / t["file"]).stat().st_size for t in tensors]
+    records = []
+    total = 0
+    with progress.task("shard", total=len(tensors)) as bar:
+        for n, members in enumerate(plan(sizes, options["max_shard_bytes"])):
+            name = f"params_shard_{n}.bin"
+            _write_shard(out_dir / name, [src / tensors[i]["file"] for i in members])
+            offset, entries = 0, []
+            for i in members:
+                t = tensors[i]
+                entries.append({"name": t["name"], "shape": t["shape"], "dtype": t["dtype"],
+                                "format": "raw", "nbytes": sizes[i], "byteOffset": offset})
+                offset += sizes[i]
+                bar.advance()
+            records.append({"dataPath": name, "format": "raw-shard", "nbytes": offset,
+                            "records": entries, "md5sum": _md5(out_dir / name)})
+            total += offset
+    param_size = listing["metadata"]["ParamSize"]
+    index = {
+        "metadata": {"ParamSize": param_size, "ParamBytes": total,
+                     "BitsPerParam": round(total * 8 / param_size, 6) if param_size else 0},
+        "records": records,
+    }
+    text = json.dumps(index, indent=2)
+    for index_name in INDEX_NAMES:
+        (out_dir / index_name).write_text(text)

@@ -1,0 +1,206 @@
+"""convert_weight: MLC's format, numerics and layouts, cache reuse, and bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.convert import convert_weight
+from store import Store
+from weights_io import dequantize_group, fused, hf_state, read_params
+
+
+def llmc(*args):
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    return Store(tmp_path_factory.mktemp("store"))
+
+
+def convert(model, quant, out, store, **kw):
+    return convert_weight(str(model), quant, out, store, **kw)
+
+
+def test_q0f32_is_bit_identical(tiny_llama, shared_store, tmp_path):
+    convert(tiny_llama, "q0f32", tmp_path / "out", shared_store)
+    params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
+    assert "model.layers.0.self_attn.qkv_proj.weight" in params
+    assert "lm_head.weight" in params
+    for name, arr in params.items():
+        ref = fused(state, name)
+        assert arr.dtype == np.float32 and np.array_equal(arr, ref), name
+
+
+def test_q0f16_is_a_numpy_cast(tiny_llama, shared_store, tmp_path):
+    convert(tiny_llama, "q0f16", tmp_path / "out", shared_store)
+    params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
+    for name, arr in params.items():
+        assert arr.dtype == np.float16
+        assert np.array_equal(arr, fused(state, name).astype(np.float16)), name
+
+
+def test_index_has_mlc_fields_and_both_names(tiny_llama, shared_store, tmp_path):
+    convert(tiny_llama, "q4f16_1", tmp_path / "out", shared_store)
+    a = json.loads((tmp_path / "out" / "tensor-cache.json").read_text())
+    b = json.loads((tmp_path / "out" / "ndarray-cache.json").read_text())
+    assert a == b
+    assert set(a["metadata"]) == {"ParamSize", "ParamBytes", "BitsPerParam"}
+    state = hf_state(tiny_llama)
+    assert a["metadata"]["ParamSize"] == sum(v.size for v in state.values())
+    shard = a["records"][0]
+    assert shard["format"] == "raw-shard" and shard["dataPath"] == "params_shard_0.bin"
+    assert shard["nbytes"] == (tmp_path / "out" / "params_shard_0.bin").stat().st_size
+    import hashlib
+
+    assert shard["md5sum"] == hashlib.md5((tmp_path / "out" / "params_shard_0.bin").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("quant,bits,group,dtype,layout", [
+    ("q4f16_1", 4, 32, np.float16, "NK"),
+    ("q4f32_1", 4, 32, np.float32, "NK"),
+    ("q3f16_1", 3, 40, np.float16, "NK"),
+    ("q4f16_0", 4, 32, np.float16, "KN"),
+    ("q3f16_0", 3, 40, np.float16, "KN"),
+])
+def test_group_quantization_round_trips_within_half_a_step(tiny_llama, shared_store, tmp_path, quant, bits,
+                                                           group, dtype, layout):
+    convert(tiny_llama, quant, tmp_path / "out", shared_store)
+    params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
+    float_names = ["model.embed_tokens.weight", "lm_head.weight",
+                   "model.layers.1.self_attn.qkv_proj.weight", "model.layers.0.mlp.down_proj.weight",
+                   "model.layers.0.mlp.gate_up_proj.weight", "model.layers.1.self_attn.o_proj.weight"]
+    for name in float_names:
+        base = name[: -len(".weight")]
+        q, scale = params[base + ".q_weight"], params[base + ".q_scale"]
+        assert q.dtype == np.uint32 and scale.dtype == dtype
+        w = fused(state, name).astype(dtype).astype(np.float64)
+        lay = "NK" if "embed_tokens" in name else layout
+        deq = dequantize_group(q, scale, bits, group, w.shape[1], lay)
+        step = np.repeat((scale.T if lay == "KN" else scale).astype(np.float64), group, axis=1)[:, :w.shape[1]]
+        # Half a step, plus the rounding of w / scale + max_int in the model dtype (MLC computes in it).
+        slack = 2.0 ** -6 if dtype == np.float16 else 2.0 ** -18
+        assert np.all(np.abs(deq - w) <= step * (0.5 + slack)), name
+        assert np.abs(deq - w).max() > 0  # really quantized
+    # Norms stay float in the model dtype.
+    norm = params["model.layers.0.input_layernorm.weight"]
+    assert norm.dtype == dtype and np.array_equal(norm, state["model.layers.0.input_layernorm.weight"].astype(dtype))
+
+
+def test_int3_layout_uses_ten_values_per_word(tiny_llama, shared_store, tmp_path):
+    convert(tiny_llama, "q3f16_1", tmp_path / "out", shared_store)
+    params = read_params(tmp_path / "out")
+    q = params["model.layers.0.mlp.down_proj.q_weight"]  # K = 128 -> 4 groups of 40 -> 16 words
+    assert q.shape == (64, 16)
+    assert not np.any(q >> 30)  # the top two bits are unused
+    padded = params["model.layers.0.self_attn.o_proj.q_weight"]  # K = 64 -> 2 groups: slots 64..79 pad
+    assert padded.shape == (64, 8)
+    assert not np.any(padded[:, 6] >> 12) and not np.any(padded[:, 7])  # padding holds q = 0
+
+
+def reference_quantize(w: np.ndarray, bits: int, group: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """MLC's formula, element by element: cast, scale = max|w| / max_int, round(w / scale + max_int)."""
+    max_int = dtype(2 ** (bits - 1) - 1)
+    per_word = 32 // bits
+    n, k = w.shape
+    groups = -(-k // group)
+    words = np.zeros((n, groups * group // per_word), np.uint32)
+    scales = np.zeros((n, groups), dtype)
+    w = w.astype(dtype)
+    for i in range(n):
+        for g in range(groups):
+            chunk = w[i, g * group: (g + 1) * group]
+            scale = dtype(np.max(np.abs(chunk)) / max_int)
+            scales[i, g] = scale
+            for j, x in enumerate(chunk):
+                v = np.round(dtype(dtype(x / scale) + max_int))
+                v = int(min(max(v, 0), 2 * max_int))
+                slot = g * group + j
+                words[i, slot // per_word] |= np.uint32(v << ((slot % per_word) * bits))
+    return words, scales
+
+
+@pytest.mark.parametrize("quant,bits,group,dtype", [("q4f16_1", 4, 32, np.float16),
+                                                    ("q3f16_1", 3, 40, np.float16),
+                                                    ("q4f32_1", 4, 32, np.float32)])
+def test_bits_equal_an_elementwise_reference(tiny_llama, shared_store, tmp_path, quant, bits, group, dtype):
+    convert(tiny_llama, quant, tmp_path / "out", shared_store)
+    params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
+    w = state["model.layers.0.self_attn.o_proj.weight"][:8]
+    words, scales = reference_quantize(w, bits, group, dtype)
+    assert np.array_equal(params["model.layers.0.self_attn.o_proj.q_scale"][:8], scales)
+    assert np.array_equal(params["model.layers.0.self_attn.o_proj.q_weight"][:8], words)
+
+
+def test_safetensors_sharded_and_torch_bin_give_identical_output(tiny_llama, tmp_path, shared_store):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    sharded = tmp_path / "sharded"
+    model.save_pretrained(sharded, max_shard_size="40KB")
+    assert (sharded / "model.safetensors.index.json").exists()
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    (binary / "config.json").write_bytes((tiny_llama / "config.json").read_bytes())
+    torch.save(model.state_dict(), binary / "pytorch_model.bin")
+
+    outs = {}
+    for name, src in (("single", tiny_llama), ("sharded", sharded), ("bin", binary)):
+        convert(src, "q4f16_1", tmp_path / f"out-{name}", shared_store)
+        outs[name] = read_params(tmp_path / f"out-{name}")
+    for name in outs["single"]:
+        assert np.array_equal(outs["single"][name], outs["sharded"][name]), name
+        assert np.array_equal(outs["single"][name], outs["bin"][name]), name
+
+
+def test_second_conversion_is_a_cache_hit_with_identical_bytes(tiny_llama, tmp_path):
+    store = Store(tmp_path / "store")
+    first = convert(tiny_llama, "q4f32_1", tmp_path / "a", store)
+    second = convert(tiny_llama, "q4f32_1", tmp_path / "b", store)
+    assert first.counts["run"] == 3
+    assert second.counts == {"run": 0, "cached": 3, "remote": 0}
+    assert second.summary.startswith("stages: 0 run, 3 cached")
+    for f in (tmp_path / "a").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
+    assert store.get_ref("convert_weight/b") == first.manifest
+
+
+def test_existing_output_keeps_other_files(tiny_llama, shared_store, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mlc-chat-config.json").write_text("{}")
+    (out / "params_shard_99.bin").write_bytes(b"stale")
+    convert(tiny_llama, "q4f16_1", out, shared_store)
+    assert (out / "mlc-chat-config.json").read_text() == "{}"
+    assert not (out / "params_shard_99.bin").exists()
+    assert (out / "tensor-cache.json").exists()
+
+
+def test_cli_convert_weight_and_dashed_alias(tiny_llama, tmp_path):
+    store = tmp_path / "store"
+    r = llmc("convert_weight", str(tiny_llama), "--quantization", "q0f16", "-o", str(tmp_path / "a"),
+             "--store", str(store))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("stages: 3 run, 0 cached")
+    r = llmc("convert-weight", str(tiny_llama), "--quantization", "q0f16", "--output", str(tmp_path / "b"),
+             "--store", str(store), "--device", "cuda")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("stages: 0 run, 3 cached")
+
+
+def test_preset_with_source(tiny_llama, shared_store, tmp_path):
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match="has shape"):  # the preset's shapes are a 7B model's
+        convert("llama2_7b", "q0f32", tmp_path / "out", shared_store, source=str(tiny_llama))
+    with pytest.raises(UserError, match="--source"):
+        convert("llama2_7b", "q0f32", tmp_path / "out", shared_store)
+
+
+def test_q4f16_autoawq_spelling_is_accepted():
+    from pipeline.quantization import scheme
+
+    assert scheme("q4f16_autoawq").name == "q4f16_awq"
