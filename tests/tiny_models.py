@@ -70,6 +70,9 @@ def make_tokenizer(path: Path, vocab_size: int) -> None:
     text = ["The capital of France is Paris. Hello world! What is the answer? " * 20,
             "the quick brown fox jumps over the lazy dog 0123456789"]
     tok.train_from_iterator(text, trainer)
+    filler = vocab_size - tok.get_vocab_size()  # a big vocabulary cannot be learned from this text
+    if filler > 0:
+        tok.add_tokens([f"<extra_{i}>" for i in range(filler)])
     assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
     tok.save(str(path / "tokenizer.json"))
     config = {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
