@@ -177,6 +177,8 @@ class Runner:
     def _run(self, step: Step, outcome: Outcome) -> None:
         inputs = {name: self.path(node) for name, node in step.inputs.items()}
         options = outcome.preimage["options"]
+        if step.target is not None:
+            options = {**options, "target": step.target}
         t0 = time.monotonic()
         with self.store.pinned(outcome.input_manifests), progress.task(step.name):
             if step.ephemeral:

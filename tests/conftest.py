@@ -43,3 +43,11 @@ def smollm2_hf(smollm2_gguf):
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory):
+    """One store for the whole session, so each library is compiled once."""
+    from store import Store
+
+    return Store(tmp_path_factory.mktemp("session-store"))

@@ -1,11 +1,35 @@
-"""`llmc compile` (not built yet)."""
+"""`llmc compile`: build a model library for a device."""
 from __future__ import annotations
 
-from ..errors import NotAvailable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import OutputOpt, StoreOpt, open_store, say
 
 COMMAND = "compile"
-HELP = "Not available yet in this version of llmc."
+HELP = "Compile a model library (lower -> codegen -> link) for a device."
 
 
-def command() -> None:
-    raise NotAvailable("llmc compile is not available yet in this version")
+def command(
+    model: Annotated[str, typer.Argument(help="mlc-chat-config.json or the folder holding it.")],
+    output: OutputOpt,
+    device: Annotated[str, typer.Option("--device", help="cpu (alias llvm), cpu:generic.")] = "cpu",
+    host: Annotated[Optional[str], typer.Option("--host", help="LLVM target triple of the host.")] = None,
+    opt: Annotated[str, typer.Option("--opt", help="O0..O3, or flag=0|1;...")] = "O2",
+    overrides: Annotated[str, typer.Option("--overrides", help='"context_window_size=1024;..."')] = "",
+    quantization: Annotated[Optional[str], typer.Option("--quantization")] = None,
+    model_type: Annotated[Optional[str], typer.Option("--model-type")] = None,
+    system_lib_prefix: Annotated[str, typer.Option("--system-lib-prefix")] = "auto",
+    store: StoreOpt = None,
+) -> None:
+    from ..build import compile_model, print_notes
+    from ..progress import terminal
+
+    with terminal():
+        result = compile_model(model, Path(output), open_store(store), device=device, host=host, opt=opt,
+                               overrides=overrides, quant=quantization, model_type=model_type,
+                               prefix=system_lib_prefix)
+    print_notes(result.notes)
+    say(result.summary)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import conversation, hfconfig, models, tokenizer_files
+from .. import conversation, hfconfig, models, sentencepiece_convert, tokenizer_files
 from ..errors import UserError
 
 NAME = "gen_config"
-VERSION = "1"
+VERSION = "2"
 TOOLS = ("python", "llmc", "tokenizers", "gguf")
 SIZES = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
          "tensor_parallel_shards", "max_batch_size")
@@ -136,6 +136,11 @@ def _tokenizer(src: Path | None, gguf_path: Path | None, out_dir: Path, skip: bo
         tok_config = {}
         if (out_dir / "tokenizer_config.json").exists():
             tok_config = hfconfig.read_json(out_dir / "tokenizer_config.json")
+        if (out_dir / "tokenizer.model").exists() and not (out_dir / "tokenizer.json").exists():
+            # MLC's runtime reads tokenizer.json; build it as transformers would from the SentencePiece model.
+            text = sentencepiece_convert.tokenizer_json_from_sentencepiece(
+                out_dir / "tokenizer.model", legacy=bool(tok_config.get("legacy", True)))
+            (out_dir / "tokenizer.json").write_text(text)
         if src is not None and (src / "chat_template.jinja").is_file():
             tok_config["chat_template"] = (src / "chat_template.jinja").read_text()
     encode = None

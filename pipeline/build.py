@@ -1,0 +1,183 @@
+"""compile: mlc-chat-config.json -> lower -> codegen -> link -> a model library, through the store."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import floats, models, outputs, quantization, targets
+from .errors import NotAvailable, UserError
+from .hfconfig import read_json
+from .runner import Runner, Step
+from .stages import codegen, link, lower
+
+SIZE_KEYS = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
+             "max_batch_size", "tensor_parallel_shards")
+OVERRIDE_ALIASES = {"sliding_window": "sliding_window_size"}
+# MLC's --opt flags; none of them exists in this TVM build or for these targets.
+MLC_FLAGS = ("flashinfer", "cublas_gemm", "faster_transformer", "cudagraph", "cutlass")
+LLMC_FLAGS = ("cpu_schedules",)
+OPT_LEVELS = {
+    "O0": {"cpu_schedules": False},
+    "O1": {"cpu_schedules": True},
+    "O2": {"cpu_schedules": True},
+    "O3": {"cpu_schedules": True},
+}
+
+
+@dataclass
+class Result:
+    manifest: str
+    output: Path
+    summary: str
+    counts: dict
+    notes: list[str]
+
+
+def chat_config_path(model: str) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        path = path / "mlc-chat-config.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: MODEL is mlc-chat-config.json or the folder holding it "
+                        "(run llmc gen_config first)")
+    return path
+
+
+def parse_overrides(text: str) -> dict[str, int]:
+    out = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(";"))):
+        key, sep, value = item.partition("=")
+        key = OVERRIDE_ALIASES.get(key.strip(), key.strip())
+        if not sep or key not in SIZE_KEYS:
+            raise UserError(f"unknown override {item!r}; keys: {', '.join(SIZE_KEYS)} (or sliding_window)")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            raise UserError(f"override {key} must be an integer, not {value!r}") from None
+    return out
+
+
+def parse_opt(text: str, device: targets.Device) -> tuple[dict, list[str]]:
+    """--opt O0..O3 or "flag=0/1;...": our flags, and notes about flags narrowed away."""
+    text = (text or "O2").strip()
+    if text in OPT_LEVELS:
+        return dict(OPT_LEVELS[text]), []
+    flags, notes = dict(OPT_LEVELS["O2"]), []
+    for item in filter(None, (p.strip() for p in text.split(";"))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or value.strip() not in ("0", "1") or key not in MLC_FLAGS + LLMC_FLAGS:
+            raise UserError(f"bad --opt {item!r}: use O0..O3 or flag=0|1 with flags "
+                            f"{', '.join(MLC_FLAGS + LLMC_FLAGS)}")
+        if key in MLC_FLAGS:
+            if value.strip() == "1":
+                notes.append(f"--opt {key}=1 is not available for {device.name} with this TVM build; using 0")
+            continue
+        flags[key] = value.strip() == "1"
+    return flags, notes
+
+
+def compile_spec(chat: dict, overrides: dict, quant: str | None, model_type: str | None) -> dict:
+    """Everything the library depends on: normalized config, sizes, parameter spec (no weight values)."""
+    model_type = model_type or chat.get("model_type")
+    models.architecture(model_type)
+    s = quantization.scheme(quant or chat.get("quantization", ""))
+    cfg = dict(chat.get("model_config") or {})
+    if not cfg:
+        raise UserError("mlc-chat-config.json has no model_config")
+    sizes = {k: chat.get(k, cfg.get(k)) for k in SIZE_KEYS}
+    sizes["max_batch_size"] = cfg.get("max_batch_size", 1)
+    sizes.update(overrides)
+    for key, value in sizes.items():
+        if value is None:
+            raise UserError(f"mlc-chat-config.json has no {key}")
+    if "sliding_window_size" in cfg:
+        cfg["sliding_window_size"], cfg["attention_sink_size"] = sizes["sliding_window_size"], sizes["attention_sink_size"]
+    elif sizes["sliding_window_size"] not in (-1, 0):
+        raise UserError(f"{model_type} has no sliding-window attention: sliding_window_size does not apply")
+    for key in ("context_window_size", "prefill_chunk_size", "max_batch_size", "tensor_parallel_shards"):
+        cfg[key] = sizes[key]
+    if sizes["prefill_chunk_size"] <= 0 or sizes["max_batch_size"] <= 0:
+        raise UserError("prefill_chunk_size and max_batch_size must be positive")
+    if sizes["tensor_parallel_shards"] != 1:
+        raise NotAvailable(f"tensor_parallel_shards={sizes['tensor_parallel_shards']} needs multi-GPU support "
+                           "(NCCL/disco), which llmc does not build; use tensor_parallel_shards=1")
+    try:
+        params = models.params(model_type, cfg)
+    except KeyError as exc:
+        raise UserError(f"mlc-chat-config.json's model_config lacks {exc}") from None
+    spec = quantization.spec(params, s)
+    return {"model_type": model_type, "quantization": s.name, "model_config": cfg, **sizes,
+            "params": [[t.name, list(t.shape), t.dtype] for t in spec]}
+
+
+def check_weights(folder: Path, spec: dict) -> None:
+    """When converted weights sit beside the config, they must be the tensors the library expects."""
+    for name in ("tensor-cache.json", "ndarray-cache.json"):
+        index = folder / name
+        if index.is_file():
+            break
+    else:
+        return
+    records = {r["name"]: r for shard in read_json(index).get("records", []) for r in shard.get("records", [])}
+    for name, shape, dtype in spec["params"]:
+        rec = records.get(name)
+        if rec is None:
+            raise UserError(f"weights in {folder} have no tensor {name} (convert with --quantization "
+                            f"{spec['quantization']})")
+        if list(rec["shape"]) != list(shape) or rec["dtype"] != dtype:
+            raise UserError(f"tensor {name} in {folder} is {rec['dtype']}{rec['shape']}, the config needs "
+                            f"{dtype}{list(shape)}")
+
+
+def system_lib_prefix(value: str, spec: dict, device: targets.Device, fmt: str) -> str:
+    if value != "auto":
+        return value
+    return ""
+
+
+def library_steps(spec: dict, device: targets.Device, fmt: str, opt: dict, prefix: str) -> Step:
+    system_lib = fmt == "tar"
+    options = floats.to_key({**spec, "opt": opt, "system_lib": system_lib,
+                             "system_lib_prefix": prefix if system_lib else ""})
+    lowered = Step(lower, options=options, target=device.target)
+    objects = Step(codegen, inputs={"lowered": lowered}, target=device.target)
+    return Step(link, inputs={"objects": objects}, options={"format": fmt}, target=device.target)
+
+
+def output_format(output: Path, device: targets.Device) -> str:
+    suffix = output.suffix
+    if suffix not in device.suffixes:
+        raise UserError(f"--device {device.name} cannot produce {suffix or 'a file without suffix'}; "
+                        f"use one of {', '.join(device.suffixes)}")
+    if suffix == ".dll":
+        raise NotAvailable("linking a Windows .dll needs an MSVC-compatible linker (lld-link and the Windows "
+                           "SDK libraries), which this machine lacks: use -o NAME.tar for the objects")
+    return suffix.lstrip(".")
+
+
+def compile_model(model: str, output: Path, store, device: str = "cpu", host: str | None = None,
+                  opt: str = "O2", overrides: str = "", quant: str | None = None, model_type: str | None = None,
+                  prefix: str = "auto") -> Result:
+    output = Path(output)
+    config_path = chat_config_path(model)
+    chat = read_json(config_path)
+    spec = compile_spec(chat, parse_overrides(overrides), quant, model_type)
+    check_weights(config_path.parent, spec)
+    dev = targets.resolve(device, host, store.root)
+    fmt = output_format(output, dev)
+    flags, notes = parse_opt(opt, dev)
+    outputs.check_writable(output, want_dir=False)
+    step = library_steps(spec, dev, fmt, flags, system_lib_prefix(prefix, spec, dev, fmt))
+    with Runner(store) as runner:
+        manifest = runner.manifest(step)
+        outputs.install_file(store, manifest, link.OUTPUT.format(format=fmt), output)
+        store.set_ref(f"compile/{output.name}", manifest)
+        return Result(manifest, output, runner.summary(), runner.counts(), notes)
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""The paged KV cache of a model library (TVM's TIR kernels), created with MLC's argument order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import contextlib
+
+from tvm import relax
+from tvm.relax.frontend.nn.llm import kv_cache as tvm_kv
+from tvm.relax.frontend.nn.llm.kv_cache import RopeMode, TIRPagedKVCache
+
+from . import window_attention
+
+
+@dataclass(frozen=True)
+class KVCacheSpec:
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rope_theta: float
+    rope_scaling: dict | None
+    rotary_dim: int
+    sliding_window_size: int = -1
+    attention_sink_size: int = 0
+
+    def metadata(self) -> dict:
+        return {"num_hidden_layers": self.num_hidden_layers, "num_attention_heads": self.num_attention_heads,
+                "num_key_value_heads": self.num_key_value_heads, "head_dim": self.head_dim}
+
+
+@contextlib.contextmanager
+def _window_kernels(window: int, sink: int, target):
+    """Swap TVM's CPU attention kernel factories for ones masked by a sliding window (see
+    window_attention.py) while the cache's creation call is built."""
+    if window <= 0 or target.kind.name != "llvm":
+        yield
+        return
+    saved = {name: getattr(tvm_kv, name) for name in
+             ("_attention_prefill_ragged_cpu", "_attention_prefill_cpu", "_attention_decode_cpu")}
+    tvm_kv._attention_prefill_ragged_cpu = (
+        lambda h_kv, h_q, d_qk, d_v, dtype, *_a, **_k: window_attention.ragged_prefill(h_kv, h_q, d_qk, dtype, window, sink))
+    tvm_kv._attention_prefill_cpu = (
+        lambda h_kv, h_q, d, dtype, *_a, **_k: window_attention.paged_prefill(h_kv, h_q, d, dtype, window, sink))
+    tvm_kv._attention_decode_cpu = (
+        lambda h_kv, h_q, d, dtype, *_a, **_k: window_attention.paged_decode(h_kv, h_q, d, dtype, window, sink))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(tvm_kv, name, value)
+
+
+def create(spec: KVCacheSpec, dtype: str, target, max_batch_size, max_total_seq_len, prefill_chunk_size,
+           page_size, support_sliding_window) -> TIRPagedKVCache:
+    window = spec.sliding_window_size if spec.sliding_window_size > 0 else 0
+    if window and target.kind.name != "llvm":
+        raise NotImplementedError("sliding-window attention is implemented for CPU targets only")
+    with _window_kernels(window, spec.attention_sink_size, target):
+        return _create(spec, dtype, target, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
+                       support_sliding_window)
+
+
+def _create(spec, dtype, target, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
+            support_sliding_window) -> TIRPagedKVCache:
+    return TIRPagedKVCache(
+        attn_kind="mha",
+        max_batch_size=max_batch_size,
+        max_total_seq_len=max_total_seq_len,
+        prefill_chunk_size=prefill_chunk_size,
+        page_size=page_size,
+        support_sliding_window=support_sliding_window,
+        layer_partition=relax.ShapeExpr([0, spec.num_hidden_layers]),
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        qk_head_dim=spec.head_dim,
+        v_head_dim=spec.head_dim,
+        mla_original_qk_head_dim=0,
+        mla_original_v_head_dim=0,
+        rope_mode=RopeMode.NORMAL,
+        rope_scale=1,
+        rope_theta=spec.rope_theta,
+        rope_scaling=spec.rope_scaling or {},
+        rope_ext_factors=relax.prim_value(0),
+        rotary_dim=spec.rotary_dim,
+        enable_disaggregation=False,
+        dtype=dtype,
+        target=target,
+    )

@@ -1,0 +1,137 @@
+"""From a compile spec to LLVM IR: model definition, Relax pipeline, TIR lowering.
+
+Writes, into an output folder:
+- `lib0.ll`: the model's kernels and host code as LLVM IR (TVM cannot serialize a
+  lowered IRModule, so the IR text is the stored form between lower and codegen);
+- `devc.ll`: the VM executable (bytecode, constants), packed the way TVM's
+  export_library packs imports;
+- `metadata.json`: what the library's `_metadata` function returns.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tvm
+from tvm import relax
+from tvm.relax import vm_build
+
+from ..quantization import scheme as quant_scheme
+from . import functions, gpt_neox, llama, logit_kernels, passes
+
+ARCHITECTURES = {"llama": llama, "mistral": llama, "gpt_neox": gpt_neox}
+
+
+def model_class(model_type: str):
+    arch = ARCHITECTURES[model_type]
+
+    class Model(arch.CausalLM, functions.LibraryFunctions):
+        pass
+
+    Model.__name__ = f"{model_type}_model"
+    return Model, arch
+
+
+def build_model(spec: dict, target):
+    cfg = spec["model_config"]
+    s = quant_scheme(spec["quantization"])
+    cls, arch = model_class(spec["model_type"])
+    model = cls(cfg, s)
+    model.kv_spec = arch.kv_cache_spec(cfg)
+    model.dtype = s.model_dtype
+    model.target = target
+    model.hidden_size = cfg["hidden_size"]
+    model.prefill_chunk_size = spec["prefill_chunk_size"]
+    return model
+
+
+def check_params(exported: list[tuple[str, object]], expected: list) -> None:
+    """The library's parameters must be exactly the tensors convert_weight writes."""
+    got = [[name, [int(d) for d in p.shape], p.dtype] for name, p in exported]
+    want = [[n, list(shape), dtype] for n, shape, dtype in expected]
+    if got != want:
+        diff = next((g, w) for g, w in zip(got + [None] * len(want), want + [None] * len(got)) if g != w)
+        raise AssertionError(f"model parameters disagree with the weight spec: {diff[0]} vs {diff[1]}")
+
+
+def memory_usage(mod: tvm.IRModule) -> dict[str, int]:
+    """Bytes of statically planned storage per Relax function (after StaticPlanBlockMemory)."""
+    usage = {}
+    for gv, func in mod.functions_items():
+        if not isinstance(func, relax.Function):
+            continue
+        total = [0]
+
+        def visit(expr, total=total):
+            if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) \
+                    and expr.op.name == "relax.memory.alloc_storage":
+                shape = expr.args[0]
+                if isinstance(shape, relax.ShapeExpr) and all(isinstance(v, tvm.tirx.IntImm) for v in shape.values):
+                    size = 1
+                    for v in shape.values:
+                        size *= int(v)
+                    total[0] += size
+
+        relax.analysis.post_order_visit(func.body, visit)
+        usage[gv.name_hint] = total[0]
+    return usage
+
+
+def metadata(spec: dict, model, usage: dict[str, int]) -> dict:
+    return {
+        "model_type": spec["model_type"],
+        "quantization": spec["quantization"],
+        "context_window_size": spec["context_window_size"],
+        "sliding_window_size": spec["sliding_window_size"],
+        "attention_sink_size": spec["attention_sink_size"],
+        "prefill_chunk_size": spec["prefill_chunk_size"],
+        "tensor_parallel_shards": spec["tensor_parallel_shards"],
+        "pipeline_parallel_stages": 1,
+        "kv_state_kind": "kv_cache",
+        "max_batch_size": spec["max_batch_size"],
+        "active_vocab_size": spec["model_config"]["vocab_size"],
+        "model_task": "chat",
+        "params": [{"name": n, "shape": list(shape), "dtype": dtype, "preprocs": []}
+                   for n, shape, dtype in spec["params"]],
+        "kv_cache": model.kv_spec.metadata(),
+        "memory_usage": usage,
+    }
+
+
+def _metadata_function(text: str) -> relax.Function:
+    body = relax.SeqExpr([], tvm.ir.StringImm(text))
+    return relax.Function([], body, ret_ty=relax.ObjectType()).with_attr("global_symbol", "_metadata")
+
+
+def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
+    target = tvm.target.Target(target_dict)
+    model = build_model(spec, target)
+    mod, params = model.export_tvm(spec=model.spec())
+    check_params(params, spec["params"])
+    for name, kernel in logit_kernels.KERNELS.items():
+        mod[tvm.ir.GlobalVar(name)] = kernel
+    bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
+    schedule = spec["opt"].get("cpu_schedules", True)
+    planned = passes.run(mod, passes.optimize(bounds, schedule) + passes.vm_lowering()[:5], target)
+    meta = metadata(spec, model, memory_usage(planned))
+    planned = planned.clone()
+    planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
+    lowered = passes.run(planned, passes.vm_lowering()[5:], target)
+    _emit(lowered, target, spec, out_dir)
+    (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path) -> None:
+    builder = relax.ExecBuilder()
+    leftover = vm_build._vmcodegen(builder, mod, "bytecode")
+    tir_mod = vm_build._filter_tir(leftover)
+    if spec["system_lib"]:
+        tir_mod = tir_mod.with_attr("system_lib_prefix", spec["system_lib_prefix"])
+    kernels = tvm.tirx.build(tir_mod, target=target)
+    executable = vm_build._ffi_api.VMLink(builder, target, kernels, [], {})
+    kernels.write_to_file(str(out_dir / "lib0.ll"))
+    pack = tvm.get_global_func("runtime.ModulePackImportsToLLVM")
+    host_target = kernels.get_function("_get_target_string")()
+    packed = pack(executable, spec["system_lib"], host_target, spec["system_lib_prefix"])
+    packed.write_to_file(str(out_dir / "devc.ll"))

@@ -1,0 +1,66 @@
+"""The Relax pipeline from an exported model to VM-ready code: a flat list of named passes."""
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax import transform
+
+from .determinism import canonicalize_shape_funcs
+from .schedules import schedule_cpu_matmuls
+
+
+def attach_variable_bounds(bounds: dict[str, int]):
+    """Upper bounds of the symbolic sizes (seq_len <= prefill chunk, batch_size <= max batch), so memory
+    planning can allocate every intermediate once, statically."""
+
+    @tvm.transform.module_pass(opt_level=0, name="AttachVariableBounds")
+    def attach(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        mod = mod.clone()
+        for gv, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                mod[gv] = func.with_attr("tir_var_upper_bound", bounds).with_attr(
+                    "tir_non_negative_var", list(bounds))
+        return mod
+
+    return attach
+
+
+def optimize(bounds: dict[str, int], schedule: bool) -> list:
+    """Graph-level passes, then our TIR schedules: the part that decides speed."""
+    passes = [
+        attach_variable_bounds(bounds),
+        transform.LegalizeOps(),
+        transform.AnnotateTIROpPattern(),
+        transform.FoldConstant(),
+        transform.FuseOps(),
+        transform.FuseTIR(),
+        transform.DeadCodeElimination(),
+    ]
+    if schedule:
+        passes.append(schedule_cpu_matmuls)
+    return passes
+
+
+def vm_lowering() -> list:
+    """TVM's standard lowering to VM code, with shape lowering made deterministic."""
+    return [
+        transform.RewriteDataflowReshape(),
+        transform.ToNonDataflow(),
+        transform.RemovePurityChecking(),
+        transform.CallTIRRewrite(),
+        transform.StaticPlanBlockMemory(),
+        transform.LowerAllocTensor(),
+        transform.KillAfterLastUse(),
+        transform.LowerRuntimeBuiltin(),
+        transform.ComputePrimValue(),
+        transform.VMShapeLower(),
+        canonicalize_shape_funcs,
+        transform.AttachGlobalSymbol(),
+    ]
+
+
+def run(mod: tvm.IRModule, passes: list, target) -> tvm.IRModule:
+    with target:
+        for p in passes:
+            mod = p(mod)
+    return mod

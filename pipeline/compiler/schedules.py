@@ -1,0 +1,134 @@
+"""CPU schedules for the matmuls llmc's layers emit.
+
+Every linear layer is one tensor expression with three stages (see layers.py):
+`*_w`, the (dequantized) weight as [K, N]; `*_acc`, the float32 reduction; and
+an optional cast, plus whatever elementwise work FuseOps attached after it.
+
+- Decode (rows = 1, or a small batch): a GEMV. The weight stage is inlined into
+  the reduction, K is split into vector lanes and rfactored, so each output row
+  is a vectorized dot product with its dequantization in registers; rows are
+  split across threads.
+- Prefill (rows = seq_len): a tiled matmul. For each tile of N and chunk of K,
+  the weight tile is dequantized once into a small local buffer laid out [k, n],
+  then every row of the chunk accumulates into N-lanes vectors.
+
+Other functions (norms, attention kernels, RoPE, embeddings) run as TVM lowers
+them: the stock dlight CPU rules were slower on them, or quadratic.
+"""
+from __future__ import annotations
+
+import tvm
+from tvm import s_tir, tirx
+
+GEMV_MAX_ROWS = 8
+ROWS_PER_TASK = 4
+PREFILL_TILE = {"m": 8, "k": 64}
+
+
+def _lanes(extent, choices=(16, 8, 4, 2)) -> int:
+    if not isinstance(extent, int):
+        return 1
+    return next((c for c in choices if extent % c == 0), 1)
+
+
+def _extent(sch: s_tir.Schedule, loop) -> int | tirx.PrimExpr:
+    ext = sch.get(loop).extent
+    return int(ext) if isinstance(ext, tirx.IntImm) else ext
+
+
+def _blocks(sch: s_tir.Schedule):
+    root = sch.get_sblock("root")
+    return [(sch.get(b).name_hint, b) for b in sch.get_child_blocks(root)]
+
+
+def _is_batch_decode(rows) -> bool:
+    if isinstance(rows, int):
+        return rows <= GEMV_MAX_ROWS
+    return "batch_size" in str(rows)
+
+
+def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+    """The scheduled function, or None if it is not one of our matmuls."""
+    sch = s_tir.Schedule(func)
+    blocks = _blocks(sch)
+    names = [n for n, _ in blocks]
+    acc = [b for n, b in blocks if n.endswith("_acc")]
+    weight = [b for n, b in blocks if n.endswith("_w")]
+    if len(acc) != 1 or len(weight) != 1:
+        return None
+    acc, weight = acc[0], weight[0]
+    after = names[names.index(sch.get(acc).name_hint) + 1:]
+    epilogue = [b for n, b in blocks if n in after]
+    loops = sch.get_loops(acc)
+    if len(loops) < 2:
+        return None
+    rows = 1
+    for loop in loops[:-2]:
+        rows = rows * _extent(sch, loop)
+    if _is_batch_decode(rows):
+        _gemv(sch, acc, weight, epilogue)
+    else:
+        _matmul(sch, acc, weight, epilogue)
+    return sch.mod["main"].with_attr("tirx.is_scheduled", True)
+
+
+def _gemv(sch, acc, weight, epilogue) -> None:
+    sch.compute_inline(weight)
+    *batch, n, k = sch.get_loops(acc)
+    m = sch.fuse(*batch) if len(batch) > 1 else (batch[0] if batch else sch.add_unit_loop(acc))
+    lanes = _lanes(_extent(sch, k))
+    rows_per_task = _lanes(_extent(sch, n), (ROWS_PER_TASK, 2))
+    no, ni = sch.split(n, [None, rows_per_task])
+    ko, ki = sch.split(k, [None, lanes])
+    sch.reorder(m, no, ni, ko, ki)
+    # rfactor leaves the original loops to the write-back block and gives the partial sums a
+    # nest of their own: move that nest under the row, then vectorize its lanes.
+    partial = sch.rfactor(ki, factor_axis=len(sch.get(acc).iter_vars) - 1)
+    sch.compute_at(partial, ni)
+    sch.set_scope(partial, 0, "local")
+    *_, part_ki, part_ko = sch.get_loops(partial)  # compute_at regenerates them in block-iter order
+    sch.reorder(part_ko, part_ki)
+    sch.vectorize(part_ki)
+    for block in epilogue:
+        sch.reverse_compute_at(block, ni)
+    sch.parallel(sch.fuse(m, no))
+    sch.decompose_reduction(partial, part_ko)  # last: other primitives want the init inside the block
+
+
+def _matmul(sch, acc, weight, epilogue) -> None:
+    *batch, n, k = sch.get_loops(acc)
+    m = sch.fuse(*batch) if len(batch) > 1 else batch[0]
+    lanes = _lanes(_extent(sch, n), (32, 16, 8, 4, 2))
+    k_tile = _lanes(_extent(sch, k), (PREFILL_TILE["k"], 32, 16, 8, 4, 2))
+    mo, mi = sch.split(m, [None, PREFILL_TILE["m"]])
+    no, ni = sch.split(n, [None, lanes])
+    ko, ki = sch.split(k, [None, k_tile])
+    sch.reorder(no, ko, mo, mi, ki, ni)
+    sch.compute_at(weight, ko)
+    sch.set_scope(weight, 0, "local")
+    sch.vectorize(sch.get_loops(weight)[-1])
+    sch.vectorize(ni)
+    for block in epilogue:
+        sch.reverse_compute_at(block, no)
+    sch.parallel(no)
+    sch.decompose_reduction(acc, ko)
+
+
+@tvm.transform.module_pass(opt_level=0, name="ScheduleCPUMatmuls")
+def schedule_cpu_matmuls(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    updates = {}
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
+            continue
+        try:
+            scheduled = schedule(func)
+        except s_tir.ScheduleError as exc:
+            raise RuntimeError(f"scheduling {gv.name_hint} failed: {exc}") from exc
+        if scheduled is not None:
+            updates[gv] = scheduled
+    if not updates:
+        return mod
+    mod = mod.clone()
+    for gv, func in updates.items():
+        mod[gv] = func
+    return mod

@@ -1,0 +1,1 @@
+"""llmc's runtime: compiled model libraries run from Python."""

@@ -1,0 +1,111 @@
+"""Every quantization on one llama (GQA, untied) against transformers running the dequantized weights."""
+import json
+
+import numpy as np
+import pytest
+
+from compiled import build, hf_greedy, library, rel_error, run_teacher_forced
+from weights_io import dequantize_group, read_params
+
+PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
+STEPS = 8
+SCHEMES = {  # bits, group, layout, activations in float16?
+    "q0f16": (None, None, None, True),
+    "q4f16_1": (4, 32, "NK", True),
+    "q4f32_1": (4, 32, "NK", False),
+    "q3f16_1": (3, 40, "NK", True),
+    "q4f16_0": (4, 32, "KN", True),
+    "q3f16_0": (3, 40, "KN", True),
+}
+# float16 activations and KV cache against a float32 reference: relative error of the logits
+# (about 1e-3 is typical here; a wrong bit layout gives errors of order 1).
+F16_TOLERANCE = 5e-3
+
+
+def unfuse(name: str, w: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
+    hd = cfg["head_dim"]
+    if name.endswith("qkv_proj.weight"):
+        q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
+        b = name[: -len("qkv_proj.weight")]
+        return {b + "q_proj.weight": w[:q], b + "k_proj.weight": w[q:q + kv], b + "v_proj.weight": w[q + kv:]}
+    if name.endswith("gate_up_proj.weight"):
+        b = name[: -len("gate_up_proj.weight")]
+        half = w.shape[0] // 2
+        return {b + "gate_proj.weight": w[:half], b + "up_proj.weight": w[half:]}
+    return {name: w}
+
+
+def dequantized_state(folder, bits, group, layout, cfg) -> dict[str, np.ndarray]:
+    params = read_params(folder)
+    state = {}
+    for name, arr in params.items():
+        if name.endswith(".q_scale"):
+            continue
+        if name.endswith(".q_weight"):
+            base = name[: -len(".q_weight")]
+            lay = "NK" if "embed_tokens" in base else layout
+            k = cfg["hidden_size"] if "embed_tokens" in base or "lm_head" in base else None
+            k = k or _in_features(base, cfg)
+            w = dequantize_group(arr, params[base + ".q_scale"], bits, group, k, lay)
+            state.update(unfuse(base + ".weight", w.astype(np.float32), cfg))
+        else:
+            state.update(unfuse(name, arr.astype(np.float32), cfg))
+    return state
+
+
+def _in_features(base: str, cfg: dict) -> int:
+    if base.endswith("down_proj"):
+        return cfg["intermediate_size"]
+    if base.endswith("o_proj"):
+        return cfg["num_attention_heads"] * cfg["head_dim"]
+    return cfg["hidden_size"]
+
+
+def hf_with(model_dir, state):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the AWQ fixture: run its dequantized weights in float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
+    return model
+
+
+@pytest.mark.parametrize("quant", sorted(SCHEMES))
+def test_quantized_library_matches_dequantized_transformers(quant, tiny_llama, session_store, tmp_path_factory):
+    bits, group, layout, half = SCHEMES[quant]
+    folder = build(tiny_llama, quant, tmp_path_factory.mktemp(quant) / "out", session_store)
+    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
+    if bits is None:
+        state = {k: v.astype(np.float32) for k, v in read_params(folder).items()}
+        state = {n: w for k, v in state.items() for n, w in unfuse(k, v, cfg).items()}
+    else:
+        state = dequantized_state(folder, bits, group, layout, cfg)
+    greedy, ref = hf_greedy(hf_with(tiny_llama, state), PROMPT, STEPS)
+    ours = run_teacher_forced(library(folder), PROMPT, greedy)
+    tolerance = F16_TOLERANCE if half else 1e-4
+    errors = [rel_error(a, b) for a, b in zip(ours, ref)]
+    assert max(errors) <= tolerance, errors
+    assert [int(np.argmax(a)) for a in ours] == [int(np.argmax(b)) for b in ref]
+
+
+def test_awq_library_matches_dequantized_transformers(tmp_path_factory, session_store):
+    from test_convert_sources import make_awq_checkpoint
+
+    model_dir = tmp_path_factory.mktemp("awq") / "model"
+    floats = make_awq_checkpoint(model_dir)
+    folder = build(model_dir, "q4f16_awq", model_dir.parent / "out", session_store)
+    params = read_params(folder)
+    state = {}
+    for name, arr in params.items():
+        if name.endswith(".weight"):
+            state[name] = arr.astype(np.float32)
+    for base, w in floats.items():
+        state[base + ".weight"] = w.astype(np.float16).astype(np.float32)
+    greedy, ref = hf_greedy(hf_with(model_dir, state), PROMPT, STEPS)
+    ours = run_teacher_forced(library(folder), PROMPT, greedy)
+    errors = [rel_error(a, b) for a, b in zip(ours, ref)]
+    assert max(errors) <= F16_TOLERANCE, errors
