@@ -181,3 +181,27 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
 def print_notes(notes: list[str]) -> None:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+
+
+def jit_library(model: str, store, device: str = "cpu") -> Path:
+    """Compile (or find in the store) the library for a model folder; return a loadable path.
+
+    Keyed exactly like `llmc compile` (config, parameter spec, target, options, tool versions):
+    after an upgrade of TVM or llmc the key changes and the library is rebuilt, never reused stale.
+    """
+    config_path = chat_config_path(model)
+    spec = compile_spec(read_json(config_path), {}, None, None)
+    check_weights(config_path.parent, spec)
+    dev = targets.resolve(device, None, store.root)
+    flags, _ = parse_opt("O2", dev)
+    step = library_steps(spec, dev, "so", flags, "")
+    with Runner(store) as runner:
+        manifest = runner.manifest(step)
+        key = runner.key(step)
+        from store import digest
+
+        path = store.root / "jit" / f"{digest.parse(manifest)[0]}.so"
+        if not path.exists():
+            outputs.install_file(store, manifest, link.OUTPUT.format(format="so"), path)
+        store.set_ref(f"jit/{key}", manifest)
+    return path

@@ -28,6 +28,8 @@ from . import fingerprints, progress
 from .errors import UserError
 
 KEY_SCHEMA = 1
+# When the command started (set by the CLI), so the summary's time covers imports and hashing too.
+COMMAND_STARTED: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Runner:
         self._outcomes: dict[int, Outcome] = {}
         self._sources: dict[Source, str] = {}
         self._scratch = contextlib.ExitStack()
-        self.started = time.monotonic()
+        self.started = COMMAND_STARTED if COMMAND_STARTED is not None else time.monotonic()
 
     def __enter__(self) -> "Runner":
         return self

@@ -1,1 +1,5 @@
-"""llmc's runtime: compiled model libraries run from Python."""
+"""llmc's runtime: compiled model libraries run from Python behind an OpenAI-style API."""
+from .engine import Engine, MLCEngine
+from .protocol import BadRequestError
+
+__all__ = ["BadRequestError", "Engine", "MLCEngine"]

@@ -7,4 +7,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
-.venv/bin/pip install -q -e '.[test]'
+# Reinstall only when the dependencies changed since the last install.
+stamp=.venv/.llmc-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi

@@ -51,3 +51,19 @@ def session_store(tmp_path_factory):
     from store import Store
 
     return Store(tmp_path_factory.mktemp("session-store"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_built(smollm2_gguf, session_store, tmp_path_factory):
+    """SmolLM2-135M-Instruct converted, configured (conv template auto) and compiled, per quantization."""
+    from compiled import build
+
+    root = tmp_path_factory.mktemp("smollm2")
+    made = {}
+
+    def make(quant):
+        if quant not in made:
+            made[quant] = build(smollm2_gguf, quant, root / f"SmolLM2-{quant}-MLC", session_store, conv="auto")
+        return made[quant]
+
+    return make

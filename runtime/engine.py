@@ -1,0 +1,381 @@
+"""MLCEngine: chat.completions and completions over a compiled model library, OpenAI-style.
+
+    engine = MLCEngine("dist/SmolLM2-135M-Instruct-q4f16_1-MLC", model_lib="dist/.../lib.so")
+    reply = engine.chat.completions.create(messages=[{"role": "user", "content": "Hi"}])
+    print(reply.choices[0].message.content)
+
+With model_lib=None the library is compiled just in time through llmc's store.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import protocol as p
+from .library import ModelLibrary
+from .sampling import SamplingParams, apply_penalties, choose, log_softmax
+from .text import Detokenizer, Tokenizer
+
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    n: int
+    params: SamplingParams
+    max_tokens: int
+    stop_strings: list[str]
+    stop_ids: set[int]
+    seed: int | None
+    logprobs: int | None          # top-k alternatives to report, None for no logprobs
+
+
+@dataclass
+class Event:
+    """One generated token of one choice, or the end of a choice."""
+    index: int
+    text: str = ""
+    token: int | None = None
+    logprob: float | None = None
+    top: list[tuple[int, float]] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+class _Choice:
+    def __init__(self, index: int, seq_id: int, tokenizer: Tokenizer, rng: np.random.Generator):
+        self.index, self.seq_id, self.rng = index, seq_id, rng
+        self.detok = Detokenizer(tokenizer)
+        self.generated: list[int] = []
+        self.text = ""      # decoded text so far (stop strings not yet cut)
+        self.sent = 0       # how much of text has been handed out
+        self.logits: np.ndarray | None = None
+        self.finish_reason: str | None = None
+        self.cut = False    # a stop string ended the text
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """Length of the longest suffix of text that could still grow into a stop string."""
+    hold = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                hold = max(hold, k)
+                break
+    return hold
+
+
+class MLCEngine:
+    def __init__(self, model: str | Path, model_lib: str | Path | None = None, device: str = "cpu",
+                 max_num_sequence: int = 4, max_total_sequence_length: int | None = None, store=None):
+        self.model_dir = Path(model)
+        config_path = self.model_dir / "mlc-chat-config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} does not exist (run llmc gen_config)")
+        self.config = json.loads(config_path.read_text())
+        if device not in ("cpu", "llvm", "auto"):
+            raise ValueError(f"device {device!r}: this runtime runs CPU libraries only")
+        if model_lib is None:
+            model_lib = self._jit(store)
+        self.model = str(self.model_dir.name)
+        self.lib = ModelLibrary(model_lib, self.model_dir)
+        self.tokenizer = Tokenizer(self.model_dir)
+        self.conv = self.config["conv_template"]
+        window = int(self.config.get("context_window_size", -1))
+        self.context_window = window if window > 0 else None
+        total = max_total_sequence_length or 2 * min(self.context_window or 4096, 8192)
+        self.max_total = total
+        self._lock = threading.Lock()
+        self._kv = self.lib.create_kv_cache(max_num_sequence, total)
+        self.max_sequences = max_num_sequence
+        self._free = list(range(max_num_sequence))
+        self.stats = {"prefill_tokens": 0, "prefill_seconds": 0.0, "decode_tokens": 0, "decode_seconds": 0.0}
+        self.chat = _Chat(self)
+        self.completions = _Completions(self)
+
+    def _jit(self, store) -> Path:
+        from pipeline.build import jit_library
+        from store import Store
+
+        return jit_library(str(self.model_dir), store if store is not None else Store())
+
+    # ---- defaults and validation -----------------------------------------------------------
+    def sampling(self, temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty) -> SamplingParams:
+        def pick(value, name, default):
+            return float(value) if value is not None else float(self.config.get(name, default))
+
+        params = SamplingParams(pick(temperature, "temperature", 1.0), pick(top_p, "top_p", 1.0),
+                                pick(presence_penalty, "presence_penalty", 0.0),
+                                pick(frequency_penalty, "frequency_penalty", 0.0),
+                                pick(repetition_penalty, "repetition_penalty", 1.0))
+        if not 0 <= params.temperature <= 2:
+            raise p.BadRequestError("temperature", f"must be in [0, 2], not {params.temperature}")
+        if not 0 < params.top_p <= 1:
+            raise p.BadRequestError("top_p", f"must be in (0, 1], not {params.top_p}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2 <= getattr(params, name) <= 2:
+                raise p.BadRequestError(name, f"must be in [-2, 2], not {getattr(params, name)}")
+        if params.repetition_penalty <= 0:
+            raise p.BadRequestError("repetition_penalty", f"must be positive, not {params.repetition_penalty}")
+        return params
+
+    def request(self, prompt: list[int], *, n, max_tokens, stop, seed, logprobs, params,
+                prompt_param: str) -> Request:
+        if not isinstance(n, int) or not 1 <= n <= self.max_sequences:
+            raise p.BadRequestError("n", f"must be an integer in [1, {self.max_sequences}], not {n!r}")
+        if not prompt:
+            raise p.BadRequestError(prompt_param, "is empty")
+        room = (self.context_window or self.max_total) - len(prompt)
+        if room <= 0:
+            raise p.BadRequestError(prompt_param, f"{len(prompt)} tokens do not fit the context window "
+                                                  f"({self.context_window or self.max_total})")
+        if max_tokens is None:
+            max_tokens = room
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise p.BadRequestError("max_tokens", f"must be a positive integer, not {max_tokens!r}")
+        if isinstance(stop, str):
+            stop = [stop]
+        if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop)):
+            raise p.BadRequestError("stop", "must be a string or a list of non-empty strings")
+        if seed is not None and not isinstance(seed, int):
+            raise p.BadRequestError("seed", f"must be an integer, not {seed!r}")
+        stops = [s for s in (stop or []) + list(self.conv.get("stop_str") or []) if s]
+        eos = self.config.get("eos_token_id")
+        stop_ids = set(self.conv.get("stop_token_ids") or [])
+        stop_ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        return Request(list(prompt), n, params, min(max_tokens, room), stops, stop_ids, seed, logprobs)
+
+    # ---- generation ----------------------------------------------------------------------
+    def generate(self, req: Request) -> Iterator[Event]:
+        """Events for every choice of a request, step by step; releases its KV pages at the end."""
+        with self._lock:
+            if len(self._free) < req.n:
+                raise p.BadRequestError("n", f"{req.n} sequences requested, {len(self._free)} free")
+            seq_ids = [self._free.pop() for _ in range(req.n)]
+        choices = [_Choice(i, s, self.tokenizer, np.random.default_rng(
+            None if req.seed is None else [req.seed, i])) for i, s in enumerate(seq_ids)]
+        try:
+            with self._lock:
+                self.lib.add_sequence(self._kv, seq_ids[0])
+                t0 = time.perf_counter()
+                logits = self.lib.prefill(self._kv, seq_ids[0], req.prompt)
+                self._record("prefill", len(req.prompt), time.perf_counter() - t0)
+                for child in seq_ids[1:]:
+                    self.lib.fork_sequence(self._kv, seq_ids[0], child)
+            for c in choices:
+                c.logits = logits
+            while True:
+                active = [c for c in choices if c.finish_reason is None]
+                if not active:
+                    return
+                for c in active:
+                    yield from self._step(c, req)
+                running = [c for c in active if c.finish_reason is None]
+                if running:
+                    with self._lock:
+                        t0 = time.perf_counter()
+                        out = self.lib.decode(self._kv, [c.seq_id for c in running],
+                                              [c.generated[-1] for c in running])
+                        self._record("decode", len(running), time.perf_counter() - t0)
+                    for c, row in zip(running, out):
+                        c.logits = row
+        finally:
+            with self._lock:
+                for s in seq_ids:
+                    try:
+                        self.lib.remove_sequence(self._kv, s)
+                    except Exception:  # noqa: BLE001 - never added (prefill failed): nothing to free
+                        pass
+                    self._free.append(s)
+
+    def _record(self, phase: str, tokens: int, seconds: float) -> None:
+        self.stats[f"{phase}_tokens"] += tokens
+        self.stats[f"{phase}_seconds"] += seconds
+
+    def _step(self, c: _Choice, req: Request) -> Iterator[Event]:
+        raw = c.logits
+        token = choose(apply_penalties(raw, req.params, req.prompt, c.generated), req.params, c.rng)
+        c.generated.append(token)
+        logprob, top = None, []
+        if req.logprobs is not None:
+            lp = log_softmax(raw)
+            logprob = float(lp[token])
+            top = [(int(t), float(lp[t])) for t in np.argsort(-lp, kind="stable")[: req.logprobs]]
+        if token in req.stop_ids:
+            c.finish_reason = "stop"
+            text = _release(c, c.detok.flush(), req.stop_strings, final=True)
+        else:
+            text = _release(c, c.detok.add(token), req.stop_strings)
+            if c.finish_reason is None and len(c.generated) >= req.max_tokens:
+                c.finish_reason = "length"
+                text += _release(c, c.detok.flush(), req.stop_strings, final=True)
+        yield Event(c.index, text, token, logprob, top)
+        if c.finish_reason is not None:
+            yield Event(c.index, finish_reason=c.finish_reason)
+
+    def token_bytes(self, token: int) -> list[int]:
+        return list(self.tokenizer.token_text(token).encode("utf-8"))
+
+
+def _release(c: _Choice, piece: str, stops: list[str], final: bool = False) -> str:
+    """Text that can be handed out now: cut at a stop string, hold back what may become one."""
+    if c.cut:
+        return ""
+    c.text += piece
+    for stop in stops:
+        at = c.text.find(stop, c.sent)
+        if at != -1:
+            c.text, c.cut, c.finish_reason = c.text[:at], True, "stop"
+    hold = 0 if (final or c.cut) else _held_back(c.text, stops)
+    out = c.text[c.sent: len(c.text) - hold]
+    c.sent += len(out)
+    return out
+
+
+def _messages_to_conversation(messages) -> list[tuple[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise p.BadRequestError("messages", "must be a non-empty list")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            raise p.BadRequestError("messages", f"item {i} is not a {{role, content}} object")
+        role, content = m["role"], m.get("content")
+        if isinstance(content, list):  # OpenAI content parts: text only here
+            if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+                raise p.BadRequestError("messages", f"item {i}: only text content parts are supported")
+            content = "".join(part["text"] for part in content)
+        if not isinstance(content, str):
+            raise p.BadRequestError("messages", f"item {i}: content must be a string")
+        if role == "system" and i != 0:
+            raise p.BadRequestError("messages", "a system message is allowed only first")
+        if role not in ("system", "user", "assistant"):
+            raise p.BadRequestError("messages", f"item {i}: unsupported role {role!r}")
+        out.append((role, content))
+    return out
+
+
+class _Chat:
+    def __init__(self, engine: MLCEngine):
+        self.completions = _ChatCompletions(engine)
+
+
+class _ChatCompletions:
+    def __init__(self, engine: MLCEngine):
+        self.engine = engine
+
+    def create(self, messages, stream: bool = False, max_tokens: int | None = None, temperature=None, top_p=None,
+               seed: int | None = None, stop=None, n: int = 1, logprobs: bool = False,
+               top_logprobs: int | None = None, frequency_penalty=None, presence_penalty=None,
+               repetition_penalty=None, model: str | None = None, **unsupported):
+        if unsupported:
+            raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
+        e = self.engine
+        from pipeline.conversation import prompt_ids
+
+        conversation = _messages_to_conversation(messages)
+        if top_logprobs is not None and (not logprobs or not 0 <= top_logprobs <= MAX_TOP_LOGPROBS):
+            raise p.BadRequestError("top_logprobs", f"needs logprobs=True and a value in [0, {MAX_TOP_LOGPROBS}]")
+        prompt = prompt_ids(e.conv, conversation, e.tokenizer.encode)
+        params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
+        req = e.request(prompt, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
+                        logprobs=(top_logprobs or 0) if logprobs else None, params=params, prompt_param="messages")
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if stream:
+            return self._stream(req, rid, created)
+        texts, reasons = [""] * n, [None] * n
+        lps: list[list[p.TokenLogprob]] = [[] for _ in range(n)]
+        completion_tokens = 0
+        for ev in e.generate(req):
+            if ev.finish_reason:
+                reasons[ev.index] = ev.finish_reason
+                continue
+            texts[ev.index] += ev.text
+            completion_tokens += 1
+            if logprobs:
+                lps[ev.index].append(self._logprob(ev))
+        choices = [p.Choice(i, p.ChatCompletionMessage(texts[i]), reasons[i],
+                            p.ChoiceLogprobs(lps[i]) if logprobs else None) for i in range(n)]
+        usage = p.CompletionUsage(len(prompt), completion_tokens, len(prompt) + completion_tokens)
+        return p.ChatCompletion(rid, choices, created, e.model, usage)
+
+    def _logprob(self, ev: Event) -> p.TokenLogprob:
+        e = self.engine
+        top = [p.TopLogprob(e.tokenizer.token_text(t), lp, e.token_bytes(t)) for t, lp in ev.top]
+        return p.TokenLogprob(e.tokenizer.token_text(ev.token), ev.logprob, e.token_bytes(ev.token), top)
+
+    def _stream(self, req: Request, rid: str, created: int) -> Iterator[p.ChatCompletionChunk]:
+        e = self.engine
+        first = [True] * req.n
+        for ev in e.generate(req):
+            delta = p.ChoiceDelta(content=ev.text if not ev.finish_reason else None,
+                                  role="assistant" if first[ev.index] else None)
+            first[ev.index] = False
+            lp = p.ChoiceLogprobs([self._logprob(ev)]) if (req.logprobs is not None and ev.token is not None) else None
+            yield p.ChatCompletionChunk(rid, [p.ChunkChoice(ev.index, delta, ev.finish_reason, lp)], created, e.model)
+
+
+class _Completions:
+    def __init__(self, engine: MLCEngine):
+        self.engine = engine
+
+    def create(self, prompt, stream: bool = False, max_tokens: int | None = 16, temperature=None, top_p=None,
+               seed: int | None = None, stop=None, n: int = 1, logprobs: int | None = None,
+               frequency_penalty=None, presence_penalty=None, repetition_penalty=None, model: str | None = None,
+               **unsupported):
+        if unsupported:
+            raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
+        e = self.engine
+        if isinstance(prompt, str):
+            ids = e.tokenizer.encode(prompt)
+        elif isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
+            vocab = int(e.config.get("vocab_size", 0)) or e.tokenizer.vocab_size
+            if any(not 0 <= t < vocab for t in prompt):
+                raise p.BadRequestError("prompt", f"token ids must be in [0, {vocab})")
+            ids = list(prompt)
+        else:
+            raise p.BadRequestError("prompt", "must be a string or a list of token ids")
+        if logprobs is not None and (not isinstance(logprobs, int) or not 0 <= logprobs <= 5):
+            raise p.BadRequestError("logprobs", "must be an integer in [0, 5]")
+        params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
+        req = e.request(ids, n=n, max_tokens=max_tokens, stop=stop, seed=seed, logprobs=logprobs, params=params,
+                        prompt_param="prompt")
+        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if stream:
+            return self._stream(req, rid, created)
+        texts, reasons = [""] * n, [None] * n
+        lps = [p.Logprobs() for _ in range(n)]
+        completion_tokens = 0
+        for ev in e.generate(req):
+            if ev.finish_reason:
+                reasons[ev.index] = ev.finish_reason
+                continue
+            if logprobs is not None:
+                self._add_logprob(lps[ev.index], ev, len(texts[ev.index]))
+            texts[ev.index] += ev.text
+            completion_tokens += 1
+        choices = [p.CompletionChoice(i, texts[i], reasons[i], lps[i] if logprobs is not None else None)
+                   for i in range(n)]
+        usage = p.CompletionUsage(len(ids), completion_tokens, len(ids) + completion_tokens)
+        return p.Completion(rid, choices, created, e.model, usage)
+
+    def _add_logprob(self, lp: p.Logprobs, ev: Event, offset: int) -> None:
+        tok = self.engine.tokenizer.token_text
+        lp.tokens.append(tok(ev.token))
+        lp.token_logprobs.append(ev.logprob)
+        lp.top_logprobs.append({tok(t): v for t, v in ev.top})
+        lp.text_offset.append(offset)
+
+    def _stream(self, req: Request, rid: str, created: int) -> Iterator[p.Completion]:
+        for ev in self.engine.generate(req):
+            yield p.Completion(rid, [p.CompletionChoice(ev.index, ev.text, ev.finish_reason)], created,
+                               self.engine.model)
+
+
+Engine = MLCEngine

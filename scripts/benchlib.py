@@ -1,0 +1,63 @@
+"""Shared helpers for the benchmark scripts: timing transformers and our engine the same way."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT, ROOT / "tests", ROOT / "scripts"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+THREADS = int(os.environ.get("TVM_NUM_THREADS", os.cpu_count() or 2))
+os.environ["TVM_NUM_THREADS"] = str(THREADS)
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def _cache(out):
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+def time_transformers(model, tokens: list[int], generate: int) -> tuple[float, float]:
+    """(prefill tok/s, median decode tok/s) of a transformers model with its own KV cache."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = model(ids, use_cache=True)
+        prefill = len(tokens) / (time.perf_counter() - t0)
+        cache, steps = _cache(out), []
+        nxt = out.logits[:, -1:].argmax(-1)
+        for _ in range(generate):
+            t0 = time.perf_counter()
+            out = model(nxt, cache=cache, use_cache=True)
+            steps.append(time.perf_counter() - t0)
+            cache, nxt = _cache(out), out.logits[:, -1:].argmax(-1)
+    return prefill, 1 / median(steps)
+
+
+def time_library(folder: Path, tokens: list[int], generate: int, lib_name: str = "lib.so") -> tuple[float, float]:
+    """(prefill tok/s, median decode tok/s) of a compiled library, called directly."""
+    import numpy as np
+
+    from runtime.library import ModelLibrary
+
+    lib = ModelLibrary(folder / lib_name, folder)
+    kv = lib.create_kv_cache(1, 4096)
+    lib.add_sequence(kv, 0)
+    t0 = time.perf_counter()
+    logits = lib.prefill(kv, 0, tokens)
+    prefill = len(tokens) / (time.perf_counter() - t0)
+    steps = []
+    for _ in range(generate):
+        t0 = time.perf_counter()
+        logits = lib.decode(kv, [0], [int(np.argmax(logits.reshape(-1)))])
+        steps.append(time.perf_counter() - t0)
+    return prefill, 1 / median(steps)

@@ -1,0 +1,170 @@
+"""MLCEngine on a tiny random llama (q0f32) against transformers, and its API's behaviour."""
+import numpy as np
+import pytest
+
+from compiled import build
+from runtime import BadRequestError, MLCEngine
+
+PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31]
+
+
+@pytest.fixture(scope="module")
+def folder(tiny_llama, session_store, tmp_path_factory):
+    return build(tiny_llama, "q0f32", tmp_path_factory.mktemp("engine") / "tiny-MLC", session_store)
+
+
+@pytest.fixture(scope="module")
+def engine(folder):
+    return MLCEngine(folder, model_lib=folder / "lib.so")
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+
+
+def hf_generate(hf, steps):
+    import torch
+
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([PROMPT]), max_new_tokens=steps, do_sample=False, output_scores=True,
+                          return_dict_in_generate=True, pad_token_id=0, eos_token_id=None)
+    logprobs = [torch.log_softmax(s[0].double(), -1).numpy() for s in out.scores]
+    return out.sequences[0, len(PROMPT):].tolist(), logprobs
+
+
+def test_greedy_tokens_and_top_logprobs_match_transformers(engine, hf):
+    want, ref = hf_generate(hf, 12)
+    req = engine.request(PROMPT, n=1, max_tokens=12, stop=None, seed=None, logprobs=5,
+                         params=engine.sampling(0, 1, 0, 0, 1), prompt_param="prompt")
+    events = [ev for ev in engine.generate(req) if ev.token is not None]
+    assert [ev.token for ev in events] == want
+    for ev, lp in zip(events, ref):
+        best = np.argsort(-lp, kind="stable")[:5]
+        assert [t for t, _ in ev.top] == list(best)
+        assert np.allclose([v for _, v in ev.top], lp[best], atol=1e-3)
+        assert abs(ev.logprob - lp[ev.token]) < 1e-3
+
+
+def test_completions_logprobs_shape(engine, hf):
+    want, ref = hf_generate(hf, 6)
+    r = engine.completions.create(prompt=PROMPT, max_tokens=6, temperature=0, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 6
+    assert lp.tokens == [engine.tokenizer.token_text(t) for t in want]
+    assert np.allclose(lp.token_logprobs, [ref[i][t] for i, t in enumerate(want)], atol=1e-3)
+    assert r.choices[0].text == engine.tokenizer.decode(want)
+
+
+def test_stream_concatenates_to_the_full_text(engine):
+    kwargs = dict(messages=[{"role": "user", "content": "Hello world"}], max_tokens=20, temperature=0)
+    full = engine.chat.completions.create(**kwargs).choices[0].message.content
+    chunks = list(engine.chat.completions.create(stream=True, **kwargs))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == full
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_seed_reproduces_a_sampled_text(engine):
+    kwargs = dict(prompt="The capital", max_tokens=16, temperature=1.0, top_p=0.9)
+    a = engine.completions.create(seed=11, **kwargs).choices[0].text
+    b = engine.completions.create(seed=11, **kwargs).choices[0].text
+    c = engine.completions.create(seed=12, **kwargs).choices[0].text
+    assert a == b and a != c
+
+
+def test_stop_string_cuts_the_text(engine):
+    full = engine.completions.create(prompt="Hello", max_tokens=16, temperature=0).choices[0].text
+    stop = full[5:7]
+    assert stop and full.find(stop) == 5
+    r = engine.completions.create(prompt="Hello", max_tokens=16, temperature=0, stop=[stop])
+    assert r.choices[0].text == full[:5] and r.choices[0].finish_reason == "stop"
+    chunks = list(engine.completions.create(prompt="Hello", max_tokens=16, temperature=0, stop=stop, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == full[:5]
+
+
+def test_max_tokens_sets_length(engine):
+    r = engine.completions.create(prompt="Hello", max_tokens=3, temperature=0)
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
+
+
+def test_n_choices_and_pages_are_released(engine):
+    free = len(engine._free)
+    r = engine.chat.completions.create(messages=[{"role": "user", "content": "Hi"}], n=3, max_tokens=8,
+                                       temperature=1.0, seed=3)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert len({c.message.content for c in r.choices}) > 1
+    assert len(engine._free) == free
+
+
+def test_two_interleaved_streams(engine):
+    a = engine.completions.create(prompt="Hello", max_tokens=10, temperature=0)
+    b = engine.completions.create(prompt="The capital", max_tokens=10, temperature=0)
+    sa = engine.completions.create(prompt="Hello", max_tokens=10, temperature=0, stream=True)
+    sb = engine.completions.create(prompt="The capital", max_tokens=10, temperature=0, stream=True)
+    ta, tb = "", ""
+    for ca, cb in zip(sa, sb):
+        ta += ca.choices[0].text
+        tb += cb.choices[0].text
+    assert ta == a.choices[0].text and tb == b.choices[0].text
+
+
+def test_abandoned_stream_releases_its_sequence(engine):
+    free = len(engine._free)
+    stream = engine.completions.create(prompt="Hello", max_tokens=50, temperature=0, stream=True)
+    next(stream)
+    assert len(engine._free) == free - 1
+    stream.close()
+    assert len(engine._free) == free
+
+
+@pytest.mark.parametrize("kwargs,param", [
+    (dict(temperature=5), "temperature"),
+    (dict(top_p=0), "top_p"),
+    (dict(n=0), "n"),
+    (dict(max_tokens=0), "max_tokens"),
+    (dict(stop=[""]), "stop"),
+    (dict(top_logprobs=3), "top_logprobs"),
+    (dict(messages=[]), "messages"),
+    (dict(messages=[{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]), "messages"),
+    (dict(tools=[]), "tools"),
+])
+def test_validation_errors_name_the_argument(engine, kwargs, param):
+    kwargs = {"messages": [{"role": "user", "content": "Hi"}], **kwargs}
+    with pytest.raises(BadRequestError) as err:
+        engine.chat.completions.create(**kwargs)
+    assert err.value.param == param and str(err.value).startswith(param)
+
+
+def test_completion_prompt_validation(engine):
+    with pytest.raises(BadRequestError, match="prompt"):
+        engine.completions.create(prompt=[1, 2, 10**6])
+    with pytest.raises(BadRequestError, match="logprobs"):
+        engine.completions.create(prompt="x", logprobs=9)
+
+
+def test_jit_compiles_once_then_hits_the_cache(folder, tmp_path):
+    from store import Store
+
+    store = Store(tmp_path / "jit-store")
+    first = MLCEngine(folder, store=store)
+    runs = sum(1 for _ in store.iter_actions())
+    second = MLCEngine(folder, store=store)
+    assert sum(1 for _ in store.iter_actions()) == runs
+    assert any(name.startswith("jit/") for name in store.list_refs())
+    a = first.completions.create(prompt=PROMPT, max_tokens=5, temperature=0).choices[0].text
+    assert second.completions.create(prompt=PROMPT, max_tokens=5, temperature=0).choices[0].text == a
+
+
+def test_failed_jit_raises_the_compilers_message(folder, tmp_path, monkeypatch):
+    from pipeline.compiler import lowering
+    from store import Store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM ERROR: out of registers (from the compiler)")
+
+    monkeypatch.setattr(lowering, "lower", broken)
+    with pytest.raises(RuntimeError, match="LLVM ERROR: out of registers"):
+        MLCEngine(folder, store=Store(tmp_path / "s"))
