@@ -1,12 +1,10 @@
 """compile: mlc-chat-config.json -> lower -> codegen -> link -> a model library, through the store."""
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import floats, models, outputs, quantization, targets
+from .result import Result
 from .errors import NotAvailable, UserError
 from .hfconfig import read_json
 from .runner import Runner, Step
@@ -24,15 +22,6 @@ OPT_LEVELS = {
     "O2": {"cpu_schedules": True},
     "O3": {"cpu_schedules": True},
 }
-
-
-@dataclass
-class Result:
-    manifest: str
-    output: Path
-    summary: str
-    counts: dict
-    notes: list[str]
 
 
 def chat_config_path(model: str) -> Path:
@@ -175,12 +164,7 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
         manifest = runner.manifest(step)
         outputs.install_file(store, manifest, link.OUTPUT.format(format=fmt), output)
         store.set_ref(f"compile/{output.name}", manifest)
-        return Result(manifest, output, runner.summary(), runner.counts(), notes)
-
-
-def print_notes(notes: list[str]) -> None:
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        return Result(manifest, output, runner.summary(), runner.counts(), [f"note: {n}" for n in notes])
 
 
 def jit_library(model: str, store, device: str = "cpu") -> Path:

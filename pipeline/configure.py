@@ -1,11 +1,10 @@
 """gen_config: mlc-chat-config.json and tokenizer files, through the store, into an output folder."""
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import outputs, quantization
+from .result import Result
 from .errors import UserError
 from .model_input import resolve_config
 from .runner import Runner, Source, Step
@@ -13,15 +12,6 @@ from .stages import gen_config
 from .tokenizer_files import FILES as TOKENIZER_FILES
 
 CONFIG_SIDE_FILES = ("generation_config.json", "chat_template.jinja") + TOKENIZER_FILES
-
-
-@dataclass
-class Result:
-    manifest: str
-    output: Path
-    summary: str
-    counts: dict
-    warnings: list[str]
 
 
 def config_step(config: str, quant: str, conv_template: str, model_type: str = "auto",
@@ -61,7 +51,7 @@ def generate_config(config: str, quant: str, conv_template: str, output: Path, s
         outputs.install_dir(store, manifest, output, last=("mlc-chat-config.json",),
                             exclude=(gen_config.WARNINGS_FILE,))
         store.set_ref(f"gen_config/{output.resolve().name}", manifest)
-        return Result(manifest, output, runner.summary(), runner.counts(), warnings)
+        return Result(manifest, output, runner.summary(), runner.counts(), [f"warning: {w}" for w in warnings])
 
 
 def _warnings(store, manifest: str) -> list[str]:
@@ -69,8 +59,3 @@ def _warnings(store, manifest: str) -> list[str]:
         if entry.path == gen_config.WARNINGS_FILE:
             return store.read_blob(entry.digest).decode().splitlines()
     return []
-
-
-def print_warnings(result: Result) -> None:
-    for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)

@@ -1,22 +1,14 @@
 """convert_weight: load -> quantize -> shard, through the store, into an output folder."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import outputs, quantization
+from .result import Result
 from .errors import UserError
 from .model_input import resolve_config, resolve_source
 from .runner import Runner, Step
 from .stages import load, quantize, shard
-
-
-@dataclass
-class Result:
-    manifest: str
-    output: Path
-    summary: str
-    counts: dict
 
 
 def weights_step(config: str, quant: str, model_type: str = "auto", source: str | None = None,

@@ -45,28 +45,31 @@ def tvm() -> str:
     return f"{_dist_version('apache-tvm')}+{tvm_commit()}"
 
 
+def _version_output(*names: str) -> str | None:
+    """stdout of `NAME --version` for the first of names on PATH; None if none is installed."""
+    exe = next((found for name in names if (found := shutil.which(name))), None)
+    if exe is None:
+        return None
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 @functools.cache
 def cc() -> str:
     """First line of the system C compiler's --version (the linker driver for .so files)."""
-    exe = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if exe is None:
+    out = _version_output("cc", "gcc", "clang")
+    if out is None:
         return "absent"
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
     return out.splitlines()[0].strip() if out else "unknown"
 
 
 @functools.cache
 def nvcc() -> str:
-    exe = shutil.which("nvcc")
-    if exe is None:
+    out = _version_output("nvcc")
+    if out is None:
         return "absent"
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
     lines = [ln for ln in out.splitlines() if ln.startswith("Build ") or "release" in ln]
     return " ".join(lines).strip() or "unknown"
 

@@ -105,12 +105,18 @@ class Store:
             with contextlib.suppress(OSError):
                 os.utime(dest)
 
+    def _already_stored(self, d: str) -> bool:
+        """True if the blob is present (its age refreshed, as for a reused object)."""
+        if not self.has_blob(d):
+            return False
+        with contextlib.suppress(OSError):
+            os.utime(self.blob_path(d))
+        return True
+
     def put_bytes(self, data: bytes) -> str:
         d = digest.of_bytes(data)
         dest = self.blob_path(d)
-        if self.has_blob(d):
-            with contextlib.suppress(OSError):
-                os.utime(dest)
+        if self._already_stored(d):
             return d
         tmp = atomic.temp_path(self.tmp)
         tmp.write_bytes(data)
@@ -121,9 +127,7 @@ class Store:
         """Store a file's bytes as a blob. With move, a file on the store's filesystem is renamed in."""
         d = digest.of_file(path)
         dest = self.blob_path(d)
-        if self.has_blob(d):
-            with contextlib.suppress(OSError):
-                os.utime(dest)
+        if self._already_stored(d):
             return d
         tmp = atomic.temp_path(self.tmp)
         moved = False

@@ -98,7 +98,6 @@ def test_conversation_and_sampling_settings_do_not_change_the_key(model_folder, 
 
 
 def test_a_fine_tune_reuses_the_library(one_layer, model_folder, session_store, tmp_path):
-    import numpy as np
     from safetensors.numpy import load_file, save_file
 
     tuned = tmp_path / "tuned"

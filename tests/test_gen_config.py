@@ -183,7 +183,7 @@ def test_context_window_from_flag_then_config(tiny_llama, tmp_path):
 def test_context_window_beyond_the_model_warns(tiny_llama, tmp_path):
     cfg, result = gen(tiny_llama, tmp_path, context_window_size=4096, prefill_chunk_size=64)
     assert cfg["context_window_size"] == 4096
-    assert any("exceeds" in w for w in result.warnings)
+    assert any("exceeds" in w for w in result.messages)
 
 
 def test_mistral_sliding_window_means_unbounded_context(models_dir, tmp_path):

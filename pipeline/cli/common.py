@@ -1,7 +1,6 @@
 """Options and helpers every command shares."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,7 +24,3 @@ def open_store(path: Path | None):
     from store import Store
 
     return Store(path if path is not None else _root_store)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store, say
+from .common import OutputOpt, StoreOpt, open_store
 
 COMMAND = "compile"
 HELP = "Compile a model library (lower -> codegen -> link) for a device."
@@ -24,12 +24,11 @@ def command(
     system_lib_prefix: Annotated[str, typer.Option("--system-lib-prefix")] = "auto",
     store: StoreOpt = None,
 ) -> None:
-    from ..build import compile_model, print_notes
+    from ..build import compile_model
     from ..progress import terminal
 
     with terminal():
         result = compile_model(model, Path(output), open_store(store), device=device, host=host, opt=opt,
                                overrides=overrides, quant=quantization, model_type=model_type,
                                prefix=system_lib_prefix)
-    print_notes(result.notes)
-    say(result.summary)
+    result.report()

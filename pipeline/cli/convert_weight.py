@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store, say
+from .common import OutputOpt, StoreOpt, open_store
 
 COMMAND = "convert_weight"
 HELP = "Convert a model's weights to MLC's quantized, sharded format."
@@ -30,4 +30,4 @@ def command(
     with terminal():
         result = convert_weight(config, quantization, Path(output), open_store(store), model_type=model_type,
                                 source=source, source_format=source_format)
-    say(result.summary)
+    result.report()

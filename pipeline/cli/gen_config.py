@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store, say
+from .common import OutputOpt, StoreOpt, open_store
 
 COMMAND = "gen_config"
 HELP = "Generate mlc-chat-config.json and tokenizer files for a model."
@@ -28,7 +28,7 @@ def command(
     no_tokenizer: Annotated[bool, typer.Option("--no-tokenizer", help="Weights-only use: no tokenizer files.")] = False,
     store: StoreOpt = None,
 ) -> None:
-    from ..configure import generate_config, print_warnings
+    from ..configure import generate_config
     from ..progress import terminal
 
     with terminal():
@@ -37,5 +37,4 @@ def command(
                                  context_window_size=context_window_size, sliding_window_size=sliding_window_size,
                                  prefill_chunk_size=prefill_chunk_size, attention_sink_size=attention_sink_size,
                                  tensor_parallel_shards=tensor_parallel_shards, max_batch_size=max_batch_size)
-    print_warnings(result)
-    say(result.summary)
+    result.report()
