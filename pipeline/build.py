@@ -1,13 +1,17 @@
 """compile: mlc-chat-config.json -> lower -> codegen -> link -> a model library, through the store."""
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import floats, models, outputs, quantization, targets
-from .result import Result
 from .errors import NotAvailable, UserError
+from .fingerprints import which
 from .hfconfig import read_json
-from .runner import Runner, Step
+from .result import Result
+from .runner import Runner, Source, Step
 from .stages import codegen, link, lower
 
 SIZE_KEYS = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
@@ -121,22 +125,44 @@ def check_weights(folder: Path, spec: dict) -> None:
                             f"{dtype}{list(shape)}")
 
 
-def system_lib_prefix(value: str, spec: dict, device: targets.Device, fmt: str) -> str:
-    if value != "auto":
-        return value
-    return ""
+PREFIX_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+WEBGPU_PREFILL_LIMIT = 1024
+SYSTEM_LIB_FORMATS = ("tar", "wasm")
 
 
-def library_steps(spec: dict, device: targets.Device, fmt: str, opt: dict, prefix: str) -> Step:
-    system_lib = fmt == "tar"
+def system_lib_prefix(value: str, spec: dict, device: targets.Device) -> str:
+    """--system-lib-prefix: auto is "{model_type}_{quantization}_" for app builds, "" elsewhere."""
+    if value == "auto":
+        value = device.system_lib_prefix.format(**spec).replace("-", "_")
+    if not PREFIX_RE.match(value):
+        raise UserError(f"--system-lib-prefix {value!r} must be a C identifier prefix ([A-Za-z_][A-Za-z0-9_]*)")
+    return value
+
+
+def wasm_runtime() -> Path | None:
+    """TVM's web runtime bitcode folder, from $LLMC_WASM_RUNTIME (a folder or its wasm_runtime.bc)."""
+    value = os.environ.get("LLMC_WASM_RUNTIME")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path.parent if path.is_file() else path
+
+
+def library_steps(spec: dict, device: targets.Device, fmt: str, opt: dict, prefix: str,
+                  runtime: Path | None = None) -> Step:
+    system_lib = fmt in SYSTEM_LIB_FORMATS
     options = floats.to_key({**spec, "opt": opt, "system_lib": system_lib,
-                             "system_lib_prefix": prefix if system_lib else ""})
+                             "system_lib_prefix": prefix if system_lib else "", "cuda_archs": list(device.cuda_archs)})
     lowered = Step(lower, options=options, target=device.target)
     objects = Step(codegen, inputs={"lowered": lowered}, target=device.target)
-    return Step(link, inputs={"objects": objects}, options={"format": fmt}, target=device.target)
+    inputs = {"objects": objects}
+    if fmt == "wasm":
+        inputs["wasm_runtime"] = Source(runtime, link.WASM_RUNTIME_FILES)
+    return Step(link, inputs=inputs, options={"format": fmt, "triple": device.triple}, target=device.target)
 
 
 def output_format(output: Path, device: targets.Device) -> str:
+    """The library kind an output path asks for, checked against what can be built here."""
     suffix = output.suffix
     if suffix not in device.suffixes:
         raise UserError(f"--device {device.name} cannot produce {suffix or 'a file without suffix'}; "
@@ -144,7 +170,59 @@ def output_format(output: Path, device: targets.Device) -> str:
     if suffix == ".dll":
         raise NotAvailable("linking a Windows .dll needs an MSVC-compatible linker (lld-link and the Windows "
                            "SDK libraries), which this machine lacks: use -o NAME.tar for the objects")
-    return suffix.lstrip(".")
+    fmt = {".dylib": "dylib"}.get(suffix, suffix.lstrip("."))
+    if fmt == "wasm":
+        runtime = wasm_runtime()
+        missing = [n for n in link.WASM_RUNTIME_FILES if runtime is None or not (runtime / n).is_file()]
+        if missing:
+            raise NotAvailable("a .wasm links TVM's web runtime (wasm_runtime.bc, tvmjs_support.bc, "
+                               "webgpu_runtime.bc, built with emscripten from TVM's web/ sources, which no "
+                               "package registry offers): set LLMC_WASM_RUNTIME to their folder, or use -o NAME.tar")
+    if fmt != "tar":
+        link.linker_for(fmt, device.triple)
+    if device.kind == "cuda" and which("nvcc") is None:
+        raise NotAvailable("CUDA libraries carry kernels compiled by nvcc (the CUDA toolkit), which is not on PATH")
+    return fmt
+
+
+def default_output(folder: Path, model_dir: Path, device: targets.Device) -> Path:
+    """`<model folder without -MLC>-<device>.<ext>`, with an extension this machine can build."""
+    stem = model_dir.resolve().name.removesuffix("-MLC")
+    for suffix in (device.default_suffix, *device.suffixes):
+        candidate = folder / f"{stem}-{device.file_tag}{suffix}"
+        try:
+            output_format(candidate, device)
+            return candidate
+        except (UserError, NotAvailable):
+            continue
+    return folder / f"{stem}-{device.file_tag}.tar"
+
+
+@dataclass
+class _Plan:
+    device: targets.Device
+    output: Path
+    fmt: str
+    flags: dict
+    prefix: str
+
+
+def _plans(model_dir: Path, output: Path, spec: dict, devices: list[targets.Device], opt: str,
+           prefix: str) -> tuple[list[_Plan], list[str]]:
+    """Every device checked (output kind, linker, flags) before anything is built."""
+    many = len(devices) > 1 or str(output).endswith("/") or output.is_dir()
+    plans, messages = [], []
+    for dev in devices:
+        out = default_output(output, model_dir, dev) if many else output
+        fmt = output_format(out, dev)
+        flags, notes = parse_opt(opt, dev)
+        messages += [f"note: {n}" for n in notes]
+        if dev.kind == "webgpu" and spec["prefill_chunk_size"] > WEBGPU_PREFILL_LIMIT:
+            messages.append(f"warning: prefill_chunk_size {spec['prefill_chunk_size']} may exceed WebGPU's buffer "
+                            f"size limits; consider gen_config --prefill-chunk-size {WEBGPU_PREFILL_LIMIT}")
+        plans.append(_Plan(dev, out, fmt, flags, system_lib_prefix(prefix, spec, dev)))
+        outputs.check_writable(out, want_dir=False)
+    return plans, messages
 
 
 def compile_model(model: str, output: Path, store, device: str = "cpu", host: str | None = None,
@@ -155,16 +233,15 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
     chat = read_json(config_path)
     spec = compile_spec(chat, parse_overrides(overrides), quant, model_type)
     check_weights(config_path.parent, spec)
-    dev = targets.resolve(device, host, store.root)
-    fmt = output_format(output, dev)
-    flags, notes = parse_opt(opt, dev)
-    outputs.check_writable(output, want_dir=False)
-    step = library_steps(spec, dev, fmt, flags, system_lib_prefix(prefix, spec, dev, fmt))
+    devices = [targets.resolve(name, host, store.root) for name in targets.split_devices(device)]
+    plans, messages = _plans(config_path.parent, output, spec, devices, opt, prefix)
     with Runner(store) as runner:
-        manifest = runner.manifest(step)
-        outputs.install_file(store, manifest, link.OUTPUT.format(format=fmt), output)
-        store.set_ref(f"compile/{output.name}", manifest)
-        return Result(manifest, output, runner.summary(), runner.counts(), [f"note: {n}" for n in notes])
+        for plan in plans:
+            step = library_steps(spec, plan.device, plan.fmt, plan.flags, plan.prefix, wasm_runtime())
+            manifest = runner.manifest(step)
+            outputs.install_file(store, manifest, link.OUTPUT.format(format=plan.fmt), plan.output)
+            store.set_ref(f"compile/{plan.output.name}", manifest)
+        return Result(manifest, output, runner.summary(), runner.counts(), messages)
 
 
 def jit_library(model: str, store, device: str = "cpu") -> Path:

@@ -45,6 +45,18 @@ def tvm() -> str:
     return f"{_dist_version('apache-tvm')}+{tvm_commit()}"
 
 
+def which(name: str) -> str | None:
+    """name on PATH, or a versioned Debian binary such as ld64.lld-14."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        versioned = sorted(Path(folder).glob(f"{name}-[0-9]*"))
+        if versioned:
+            return str(versioned[-1])
+    return None
+
+
 def _version_output(*names: str) -> str | None:
     """stdout of `NAME --version` for the first of names on PATH; None if none is installed."""
     exe = next((found for name in names if (found := shutil.which(name))), None)
@@ -74,6 +86,23 @@ def nvcc() -> str:
     return " ".join(lines).strip() or "unknown"
 
 
+@functools.cache
+def lld() -> str:
+    exe = which("ld.lld") or which("ld64.lld")
+    if exe is None:
+        return "absent"
+    out = _version_output(exe) or ""
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+@functools.cache
+def emcc() -> str:
+    out = _version_output("emcc")
+    if out is None:
+        return "absent"
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
 TOOLS = {
     "python": lambda: f"{platform.python_implementation()} {platform.python_version()}",
     "numpy": lambda: _dist_version("numpy"),
@@ -81,6 +110,8 @@ TOOLS = {
     "tvm": tvm,
     "cc": cc,
     "nvcc": nvcc,
+    "lld": lld,
+    "emcc": emcc,
     "safetensors": lambda: _dist_version("safetensors"),
     "gguf": lambda: _dist_version("gguf"),
     "tokenizers": lambda: _dist_version("tokenizers"),

@@ -124,8 +124,13 @@ class Runner:
             "inputs": {name: self.identity(node) for name, node in sorted(step.inputs.items())},
             "options": normalize_options(step.stage, step.options),
             "target": step.target,
-            "tools": fingerprints.fingerprint(getattr(step.stage, "TOOLS", ("python", "llmc"))),
+            "tools": fingerprints.fingerprint(self._tools(step)),
         }
+
+    @staticmethod
+    def _tools(step: Step) -> tuple[str, ...]:
+        tools = getattr(step.stage, "TOOLS", ("python", "llmc"))
+        return tools(step.options, step.target) if callable(tools) else tools
 
     def key(self, step: Step) -> str:
         return canonical_key(self.preimage(step))

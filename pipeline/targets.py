@@ -22,16 +22,26 @@ CPU_ALIASES = ("cpu", "llvm")
 
 @dataclass(frozen=True)
 class Device:
-    name: str                       # as the user wrote it, e.g. "cpu", "cpu:generic"
+    name: str                       # as the user wrote it, e.g. "cpu", "cuda:sm_80", "metal:x86-64"
     target: dict                    # canonical TVM target (with "host" for GPUs)
     suffixes: tuple[str, ...]       # output kinds this device can produce
     default_suffix: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    system_lib_prefix: str = ""     # what --system-lib-prefix auto means ("{model_type}_{quantization}_" for apps)
+    cuda_archs: tuple[str, ...] = ()
 
     @property
     def triple(self) -> str:
         host = self.target.get("host", self.target)
         return host.get("mtriple", "")
+
+    @property
+    def kind(self) -> str:
+        return self.target["kind"]
+
+    @property
+    def file_tag(self) -> str:
+        """The device in output file names: ':' and '-' become '_' (cuda:sm_80 -> cuda_sm_80)."""
+        return self.name.replace(":", "_").replace("-", "_").replace("+", "_")
 
 
 def _host_fingerprint() -> str:
@@ -77,12 +87,47 @@ def host_triple() -> str:
     return HOST_TRIPLES[machine]
 
 
+# CUDA 13's nvcc accepts compute capability 7.5 and newer; without a GPU to ask, build for all of these.
+DEFAULT_CUDA_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120")
+APP_PREFIX = "{model_type}_{quantization}_"
+GPU_HOSTS = {
+    "iphone": ("metal", "arm64-apple-ios"),
+    "android": ("opencl", "aarch64-linux-android"),
+    "metal": ("metal", "arm64-apple-darwin"),
+    "metal:x86-64": ("metal", "x86_64-apple-darwin"),
+    "webgpu": ("webgpu", "wasm32-unknown-unknown-wasm"),
+}
+KNOWN = "cpu (alias llvm), cpu:generic, cuda[:sm_XX[+sm_YY]], iphone, android, metal, metal:x86-64, webgpu, vulkan"
+
+
+def split_devices(text: str) -> list[str]:
+    """'cpu,cuda:sm_80,sm_90,iphone' -> ['cpu', 'cuda:sm_80+sm_90', 'iphone'] (a bare sm_XX extends cuda)."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part.startswith("sm_") and out and out[-1].startswith("cuda"):
+            out[-1] += ("+" if ":" in out[-1] else ":") + part
+        else:
+            out.append(part)
+    if not out:
+        raise UserError("--device is empty")
+    return out
+
+
 def resolve(device: str, host: str | None, cache_dir: Path | None) -> Device:
     name = device.strip()
     kind, _, variant = name.partition(":")
     if kind in CPU_ALIASES:
         return _cpu(name, variant, host, cache_dir)
-    raise UserError(f"unknown device {name!r}; supported: cpu (alias llvm), cpu:generic")
+    if kind == "cuda":
+        return _cuda(name, variant, host)
+    if kind == "vulkan":
+        raise NotAvailable("--device vulkan: the apache-tvm wheel has no SPIR-V code generator "
+                           "(target.build.vulkan); Vulkan libraries need a TVM built with USE_VULKAN=ON")
+    if name in GPU_HOSTS:
+        return _gpu(name, host)
+    raise UserError(f"unknown device {name!r}; supported: {KNOWN}")
 
 
 def _cpu(name: str, variant: str, host: str | None, cache_dir: Path | None) -> Device:
@@ -96,3 +141,24 @@ def _cpu(name: str, variant: str, host: str | None, cache_dir: Path | None) -> D
     if "apple" in triple or "darwin" in triple:
         return Device(name, target, (".dylib", ".so", ".tar"), ".dylib")
     return Device(name, target, (".so", ".tar"), ".so")
+
+
+def _cuda(name: str, variant: str, host: str | None) -> Device:
+    archs = tuple(a for a in variant.replace(",", "+").split("+") if a) or DEFAULT_CUDA_ARCHS
+    for arch in archs:
+        if not (arch.startswith("sm_") and arch[3:].isdigit()) or int(arch[3:]) < 75:
+            raise UserError(f"cuda arch {arch!r} is not usable with CUDA 13 (sm_75 or newer, e.g. sm_80)")
+    lowest = min(archs, key=lambda a: int(a[3:]))
+    target = {"kind": "cuda", "arch": lowest, "max_shared_memory_per_block": 49152,
+              "host": {"kind": "llvm", "mtriple": host or "x86_64-unknown-linux-gnu"}}
+    return Device(name, target, (".so", ".tar"), ".so", cuda_archs=tuple(sorted(set(archs), key=lambda a: int(a[3:]))))
+
+
+def _gpu(name: str, host: str | None) -> Device:
+    kind, triple = GPU_HOSTS[name]
+    target = {"kind": kind, "host": {"kind": "llvm", "mtriple": host or triple}}
+    if name in ("iphone", "android"):
+        return Device(name, target, (".tar",), ".tar", system_lib_prefix=APP_PREFIX)
+    if name == "webgpu":
+        return Device(name, target, (".wasm", ".tar"), ".wasm")
+    return Device(name, target, (".tar", ".dylib", ".so"), ".dylib")

@@ -17,7 +17,7 @@ from tvm import relax
 from tvm.relax import vm_build
 
 from ..quantization import scheme as quant_scheme
-from . import functions, gpt_neox, llama, logit_kernels, passes
+from . import cuda, functions, gpt_neox, gpu, llama, logit_kernels, passes, schedules
 
 ARCHITECTURES = {"llama": llama, "mistral": llama, "gpt_neox": gpt_neox}
 
@@ -103,16 +103,23 @@ def _metadata_function(text: str) -> relax.Function:
     return relax.Function([], body, ret_ty=relax.ObjectType()).with_attr("global_symbol", "_metadata")
 
 
+def schedule_pass(target, opt: dict):
+    if target.kind.name != "llvm":
+        return gpu.schedule_pass(target.kind.name)
+    return schedules.schedule_cpu_matmuls if opt.get("cpu_schedules", True) else None
+
+
 def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     target = tvm.target.Target(target_dict)
     model = build_model(spec, target)
     mod, params = model.export_tvm(spec=model.spec())
     check_params(params, spec["params"])
-    for name, kernel in logit_kernels.KERNELS.items():
+    on_gpu = target.kind.name != "llvm"
+    for name, kernel in (logit_kernels.GPU_KERNELS if on_gpu else logit_kernels.KERNELS).items():
         mod[tvm.ir.GlobalVar(name)] = kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
-    schedule = spec["opt"].get("cpu_schedules", True)
-    planned = passes.run(mod, passes.optimize(bounds, schedule) + passes.vm_lowering()[:5], target)
+    planned = passes.run(mod, passes.optimize(bounds, schedule_pass(target, spec["opt"]))
+                         + passes.vm_lowering()[:5], target)
     meta = metadata(spec, model, memory_usage(planned))
     planned = planned.clone()
     planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
@@ -135,3 +142,6 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path) -> None:
     host_target = kernels.get_function("_get_target_string")()
     packed = pack(executable, spec["system_lib"], host_target, spec["system_lib_prefix"])
     packed.write_to_file(str(out_dir / "devc.ll"))
+    if target.kind.name == "cuda":
+        devc = out_dir / "devc.ll"
+        devc.write_text(cuda.embed_fatbins(devc.read_text(), tuple(spec["cuda_archs"])))

@@ -6,7 +6,6 @@ from tvm import relax
 from tvm.relax import transform
 
 from .determinism import canonicalize_shape_funcs
-from .schedules import schedule_cpu_matmuls
 
 
 def attach_variable_bounds(bounds: dict[str, int]):
@@ -25,8 +24,8 @@ def attach_variable_bounds(bounds: dict[str, int]):
     return attach
 
 
-def optimize(bounds: dict[str, int], schedule: bool) -> list:
-    """Graph-level passes, then our TIR schedules: the part that decides speed."""
+def optimize(bounds: dict[str, int], schedule) -> list:
+    """Graph-level passes, then the target's TIR schedules (a pass, or None): the part that decides speed."""
     passes = [
         attach_variable_bounds(bounds),
         transform.LegalizeOps(),
@@ -36,8 +35,8 @@ def optimize(bounds: dict[str, int], schedule: bool) -> list:
         transform.FuseTIR(),
         transform.DeadCodeElimination(),
     ]
-    if schedule:
-        passes.append(schedule_cpu_matmuls)
+    if schedule is not None:
+        passes.append(schedule)
     return passes
 
 
