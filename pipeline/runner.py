@@ -75,9 +75,9 @@ def normalize_options(stage: ModuleType, options: dict) -> dict:
 
 
 class Runner:
-    def __init__(self, store: Store, remote=None):
+    def __init__(self, store: Store):
         self.store = store.ensure()
-        self.remote = remote
+        self.remote = store.remote
         self.hashes = HashCache(self.store.root / "hashcache.msgpack", self.store.tmp)
         self._outcomes: dict[int, Outcome] = {}
         self._sources: dict[Source, str] = {}
@@ -200,7 +200,7 @@ class Runner:
                 self.store.put_action(outcome.key, manifest,
                                       self._provenance(step, outcome, time.monotonic() - t0))
                 outcome.manifest = manifest
-                if self.remote is not None:
+                if self.remote is not None and not self.remote.read_only:
                     self.remote.push_action(self.store, outcome.key)
         outcome.status = "run"
 

@@ -65,8 +65,9 @@ def check_ref_name(name: str) -> str:
 
 
 class Store:
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, remote=None):
         self.root = Path(root) if root is not None else default_root()
+        self.remote = remote  # a store.remote.Remote, or None
         self.blobs = self.root / "blobs"
         self.manifests = self.root / "manifests"
         self.actions = self.root / "actions"
@@ -310,6 +311,8 @@ class Store:
         check_ref_name(name)
         digest.parse(manifest_digest)
         atomic.write_bytes(self.refs / name, (manifest_digest + "\n").encode(), self.tmp)
+        if self.remote is not None and not self.remote.read_only:
+            self.remote.push_ref(self, name)
 
     def get_ref(self, name: str) -> str | None:
         check_ref_name(name)

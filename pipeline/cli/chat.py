@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import StoreOpt, open_store
+from .common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 COMMAND = "chat"
 HELP = "Chat with a model interactively (/help inside lists the commands)."
@@ -17,6 +17,8 @@ def command(
                                                      "compile just in time through the store.")] = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
     store: StoreOpt = None,
+    remote: RemoteOpt = None,
+    remote_read_only: ReadOnlyOpt = False,
 ) -> None:
     from pathlib import Path
 
@@ -31,5 +33,5 @@ def command(
         raise UserError(f"--model-lib {model_lib} does not exist")
     if device not in ("cpu", "llvm", "auto"):
         raise UserError(f"--device {device}: llmc chat runs CPU libraries only")
-    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(store))
+    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(store, remote, remote_read_only))
     run(engine)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store
+from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 COMMAND = "compile"
 HELP = "Compile a model library (lower -> codegen -> link) for a device."
@@ -23,12 +23,14 @@ def command(
     model_type: Annotated[Optional[str], typer.Option("--model-type")] = None,
     system_lib_prefix: Annotated[str, typer.Option("--system-lib-prefix")] = "auto",
     store: StoreOpt = None,
+    remote: RemoteOpt = None,
+    remote_read_only: ReadOnlyOpt = False,
 ) -> None:
     from ..build import compile_model
     from ..progress import terminal
 
     with terminal():
-        result = compile_model(model, Path(output), open_store(store), device=device, host=host, opt=opt,
+        result = compile_model(model, Path(output), open_store(store, remote, remote_read_only), device=device, host=host, opt=opt,
                                overrides=overrides, quant=quantization, model_type=model_type,
                                prefix=system_lib_prefix)
     result.report()

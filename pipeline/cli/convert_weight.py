@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store
+from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 COMMAND = "convert_weight"
 HELP = "Convert a model's weights to MLC's quantized, sharded format."
@@ -23,11 +23,13 @@ def command(
     source_format: Annotated[str, typer.Option("--source-format", help="auto, huggingface-safetensor, "
                                                "huggingface-torch, gguf, awq.")] = "auto",
     store: StoreOpt = None,
+    remote: RemoteOpt = None,
+    remote_read_only: ReadOnlyOpt = False,
 ) -> None:
     from ..convert import convert_weight
     from ..progress import terminal
 
     with terminal():
-        result = convert_weight(config, quantization, Path(output), open_store(store), model_type=model_type,
+        result = convert_weight(config, quantization, Path(output), open_store(store, remote, remote_read_only), model_type=model_type,
                                 source=source, source_format=source_format)
     result.report()

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, StoreOpt, open_store
+from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 COMMAND = "gen_config"
 HELP = "Generate mlc-chat-config.json and tokenizer files for a model."
@@ -27,12 +27,14 @@ def command(
     max_batch_size: Annotated[Size, typer.Option("--max-batch-size")] = None,
     no_tokenizer: Annotated[bool, typer.Option("--no-tokenizer", help="Weights-only use: no tokenizer files.")] = False,
     store: StoreOpt = None,
+    remote: RemoteOpt = None,
+    remote_read_only: ReadOnlyOpt = False,
 ) -> None:
     from ..configure import generate_config
     from ..progress import terminal
 
     with terminal():
-        result = generate_config(config, quantization, conv_template, Path(output), open_store(store),
+        result = generate_config(config, quantization, conv_template, Path(output), open_store(store, remote, remote_read_only),
                                  model_type=model_type, no_tokenizer=no_tokenizer,
                                  context_window_size=context_window_size, sliding_window_size=sliding_window_size,
                                  prefill_chunk_size=prefill_chunk_size, attention_sink_size=attention_sink_size,

@@ -1,12 +1,12 @@
 """`llmc store ...`: look into, check and clean the artifact store."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UserError
-from .common import StoreOpt, open_store
+from .common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 app = typer.Typer(help="Inspect, verify and garbage-collect the artifact store.", no_args_is_help=True)
 
@@ -119,3 +119,53 @@ def explain(a: Annotated[str, typer.Argument(help="Action key or ref.")],
 
     for line in run_explain(open_store(store), a, b):
         print(line)
+
+
+def _remote_store(store, remote, read_only=False):
+    s = open_store(store, remote, read_only)
+    if s.remote is None:
+        raise UserError("no remote configured: pass --remote URL, set LLMC_REMOTE or $LLMC_HOME/config.toml")
+    return s
+
+
+@app.command("push")
+def push(refs: Annotated[Optional[list[str]], typer.Argument(help="Refs to push (default: everything).")] = None,
+         store: StoreOpt = None, remote: RemoteOpt = None) -> None:
+    """Upload what was built offline: artifacts, their action entries, and refs."""
+    s = _remote_store(store, remote)
+    if s.remote.read_only:
+        raise UserError("the remote is read-only here (--remote-read-only or config): nothing pushed")
+    names = refs or list(s.list_refs())
+    missing = [n for n in names if s.get_ref(n) is None]
+    if missing:
+        raise UserError(f"no ref {missing[0]!r} in {s.root}")
+    entries = [e for e in s.iter_actions() if refs is None or e.manifest in {s.get_ref(n) for n in names}]
+    pushed = sum(bool(s.remote.push_action(s, e.key)) for e in entries)
+    pushed_refs = sum(bool(s.remote.push_ref(s, n)) for n in names)
+    if s.remote.broken:
+        raise UserError(f"push to {s.remote.url} failed: {s.remote.broken}")
+    print(f"pushed {pushed} action entries and {pushed_refs} refs to {s.remote.url}")
+
+
+@app.command("pull")
+def pull(ref: Annotated[str, typer.Argument(help="A ref on the remote, or a manifest digest.")],
+         store: StoreOpt = None, remote: RemoteOpt = None, remote_read_only: ReadOnlyOpt = False) -> None:
+    """Fetch a whole artifact (verified) and keep it under the same ref locally."""
+    from store.remote import RemoteUnavailable
+
+    s = _remote_store(store, remote, remote_read_only)
+    s.ensure()
+    try:
+        manifest = s.remote.pull(s, ref)
+    except RemoteUnavailable as exc:
+        raise UserError(str(exc)) from None
+    name = ref if not digest_like(ref) else f"pull/{ref.split(':')[1][:16]}"
+    s.remote = None  # the ref came from the remote: nothing to push back
+    s.set_ref(name, manifest)
+    print(f"{name}\t{manifest}\t{_size(s.get_manifest(manifest).total_size)}")
+
+
+def digest_like(text: str) -> bool:
+    from store import digest
+
+    return digest.is_digest(text)
