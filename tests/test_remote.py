@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from compiled import build
 from pipeline.build import compile_model
 from pipeline.configure import generate_config
 from pipeline.convert import convert_weight
