@@ -19,12 +19,12 @@ ACTIVATIONS = {
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         h = cfg["hidden_size"]
         self.heads = cfg["num_attention_heads"]
         self.head_dim = h // self.heads
-        self.query_key_value = layers.linear(h, 3 * h, s, bias=True)
-        self.dense = layers.linear(h, h, s, bias=True)
+        self.query_key_value = layers.linear(h, 3 * h, s, act, bias=True)
+        self.dense = layers.linear(h, h, s, act, bias=True)
 
     def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
         b, t, _ = x.shape
@@ -36,28 +36,28 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         h, inter = cfg["hidden_size"], cfg["intermediate_size"]
-        self.out_dtype = cfg.get("ffn_out_dtype") or s.model_dtype
-        self.model_dtype = s.model_dtype
+        self.out_dtype = cfg.get("ffn_out_dtype") or act
+        self.act_dtype = act
         self.act = ACTIVATIONS[cfg.get("hidden_act", "gelu")]
-        self.dense_h_to_4h = layers.linear(h, inter, s, bias=True)
-        self.dense_4h_to_h = layers.linear(inter, h, s, bias=True, out_dtype=self.out_dtype,
-                                           bias_dtype=self.out_dtype)
+        self.dense_h_to_4h = layers.linear(h, inter, s, act, bias=True)
+        self.dense_4h_to_h = layers.linear(inter, h, s, act, bias=True, out_dtype=self.out_dtype,
+                                           bias_dtype=cfg.get("ffn_out_dtype") or s.model_dtype)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         y = self.dense_4h_to_h(self.act(self.dense_h_to_4h(x)))
-        return y.astype(self.model_dtype) if self.out_dtype != self.model_dtype else y
+        return y.astype(self.act_dtype) if self.out_dtype != self.act_dtype else y
 
 
 class Layer(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         h, eps = cfg["hidden_size"], cfg["layer_norm_eps"]
         self.parallel = cfg["use_parallel_residual"]
-        self.input_layernorm = nn.LayerNorm(h, eps, dtype=s.model_dtype)
-        self.post_attention_layernorm = nn.LayerNorm(h, eps, dtype=s.model_dtype)
-        self.attention = Attention(cfg, s)
-        self.mlp = MLP(cfg, s)
+        self.input_layernorm = layers.LayerNorm(h, eps, s.model_dtype)
+        self.post_attention_layernorm = layers.LayerNorm(h, eps, s.model_dtype)
+        self.attention = Attention(cfg, s, act)
+        self.mlp = MLP(cfg, s, act)
 
     def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
         attn = self.attention(self.input_layernorm(x), cache, layer_id)
@@ -68,10 +68,10 @@ class Layer(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
-        self.embed_in = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s)
-        self.layers = nn.ModuleList([Layer(cfg, s) for _ in range(cfg["num_hidden_layers"])])
-        self.final_layer_norm = nn.LayerNorm(cfg["hidden_size"], cfg["layer_norm_eps"], dtype=s.model_dtype)
+    def __init__(self, cfg: dict, s: Scheme, act: str):
+        self.embed_in = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act)
+        self.layers = nn.ModuleList([Layer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])])
+        self.final_layer_norm = layers.LayerNorm(cfg["hidden_size"], cfg["layer_norm_eps"], s.model_dtype)
 
     def forward(self, x: nn.Tensor, cache) -> nn.Tensor:
         for i, layer in enumerate(self.layers):
@@ -80,11 +80,11 @@ class Backbone(nn.Module):
 
 
 class CausalLM(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
-        self.gpt_neox = Backbone(cfg, s)
+    def __init__(self, cfg: dict, s: Scheme, act: str):
+        self.gpt_neox = Backbone(cfg, s, act)
         self.tied = cfg["tie_word_embeddings"]
         if not self.tied:
-            self.embed_out = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, final=True,
+            self.embed_out = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, act, final=True,
                                            out_dtype="float32")
 
     def embed_tokens(self, ids: nn.Tensor) -> nn.Tensor:

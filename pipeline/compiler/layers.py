@@ -14,26 +14,27 @@ from tvm.relax.frontend import nn
 from ..quantization import AWQ_ORDER, Scheme
 
 
-def _dequant_group(q, scale, s: Scheme, n, k, nk: bool):
-    """Dequantized weight element [n, k] of a group-quantized tensor, in the model dtype."""
+def _dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
+    """Dequantized weight element [n, k] of a group-quantized tensor, computed in dtype (the activation
+    dtype: float32 on CPUs, where (q - max_int) * scale is then exact; the model dtype on GPUs, as MLC)."""
     per_word = s.per_word
     word = q[n, k // per_word] if nk else q[k // per_word, n]
     sc = scale[n, k // s.group_size] if nk else scale[k // s.group_size, n]
     shift = ((k % per_word) * s.bits).astype("uint32")
     value = tirx.bitwise_and(tirx.shift_right(word, shift), tirx.const((1 << s.bits) - 1, "uint32"))
-    return (value.astype(s.model_dtype) - tirx.const(s.max_int, s.model_dtype)) * sc
+    return (value.astype(dtype) - tirx.const(s.max_int, dtype)) * sc.astype(dtype)
 
 
-def _dequant_awq(qweight, qzeros, scales, s: Scheme, n, k):
+def _dequant_awq(qweight, qzeros, scales, s: Scheme, n, k, dtype: str):
     """AutoAWQ: w[n, k] = (q[k, n] - z[k / group, n]) * scale[k / group, n], nibbles in AWQ order."""
     def nibble(packed, row, col):
         e = col % 8
         shift = ((e % 2) * 4 + e // 2) * 4  # element e sits in nibble AWQ_ORDER.index(e)
         return tirx.bitwise_and(tirx.shift_right(packed[row, col // 8], shift.astype("uint32")),
-                                tirx.const(15, "uint32")).astype(s.model_dtype)
+                                tirx.const(15, "uint32")).astype(dtype)
 
     g = k // s.group_size
-    return (nibble(qweight, k, n) - nibble(qzeros, g, n)) * scales[g, n]
+    return (nibble(qweight, k, n) - nibble(qzeros, g, n)) * scales[g, n].astype(dtype)
 
 
 assert [((e % 2) * 4 + e // 2) for e in range(8)] == [AWQ_ORDER.index(e) for e in range(8)]
@@ -55,82 +56,106 @@ def _matmul_te(x, weight_at, n: int, k: int, out_dtype: str, name: str):
     return te.compute((*batch, n), lambda *i: acc[i].astype(out_dtype), name=name)
 
 
-class GroupQuantLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int, s: Scheme, bias: bool = False,
-                 out_dtype: str | None = None, bias_dtype: str | None = None):
-        self.in_features, self.out_features, self.scheme = in_features, out_features, s
-        self.out_dtype = out_dtype or s.model_dtype
-        self.nk = s.layout == "NK"
-        words, groups = s.words(in_features), s.groups(in_features)
-        if self.nk:
-            self.q_weight = nn.Parameter((out_features, words), "uint32")
-            self.q_scale = nn.Parameter((out_features, groups), s.model_dtype)
-        else:
-            self.q_weight = nn.Parameter((words, out_features), "uint32")
-            self.q_scale = nn.Parameter((groups, out_features), s.model_dtype)
-        self.bias = nn.Parameter((out_features,), bias_dtype or s.model_dtype) if bias else None
+class _Linear(nn.Module):
+    """y = x W^T (+ b): one fused tensor expression over whatever the weight is stored as.
 
-    def forward(self, x: nn.Tensor) -> nn.Tensor:
-        s, n, k, nk = self.scheme, self.out_features, self.in_features, self.nk
-        y = nn.op.tensor_expr_op(
-            lambda xt, q, sc: _matmul_te(xt, lambda i, j: _dequant_group(q, sc, s, i, j, nk), n, k,
-                                         self.out_dtype, "q_matmul"),
-            "q_matmul", [x, self.q_weight, self.q_scale])
-        return y + self.bias if self.bias is not None else y
+    act is the activation dtype: the output (and a bias, cast on the fly) use it, whatever
+    the dtype the weights are stored in; out_dtype overrides it (e.g. float32 logits).
+    """
 
-
-class AWQLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int, s: Scheme, bias: bool = False,
-                 out_dtype: str | None = None, bias_dtype: str | None = None):
-        self.in_features, self.out_features, self.scheme = in_features, out_features, s
-        self.out_dtype = out_dtype or s.model_dtype
-        self.qweight = nn.Parameter((in_features, out_features // 8), "uint32")
-        self.qzeros = nn.Parameter((in_features // s.group_size, out_features // 8), "uint32")
-        self.scales = nn.Parameter((in_features // s.group_size, out_features), s.model_dtype)
-        self.bias = nn.Parameter((out_features,), bias_dtype or s.model_dtype) if bias else None
-
-    def forward(self, x: nn.Tensor) -> nn.Tensor:
-        s, n, k = self.scheme, self.out_features, self.in_features
-        y = nn.op.tensor_expr_op(
-            lambda xt, q, z, sc: _matmul_te(xt, lambda i, j: _dequant_awq(q, z, sc, s, i, j), n, k,
-                                            self.out_dtype, "awq_matmul"),
-            "awq_matmul", [x, self.qweight, self.qzeros, self.scales])
-        return y + self.bias if self.bias is not None else y
-
-
-class FloatLinear(nn.Module):
-    """nn.Linear's parameters, with a float32-accumulating matmul over the [out, in] weight."""
-
-    def __init__(self, in_features: int, out_features: int, dtype: str, bias: bool = False,
-                 out_dtype: str | None = None, bias_dtype: str | None = None):
+    def __init__(self, in_features: int, out_features: int, act: str, out_dtype: str | None):
         self.in_features, self.out_features = in_features, out_features
-        self.out_dtype = out_dtype or dtype
-        self.weight = nn.Parameter((out_features, in_features), dtype)
-        self.bias = nn.Parameter((out_features,), bias_dtype or dtype) if bias else None
+        self.act = act
+        self.out_dtype = out_dtype or act
+
+    def _add_bias(self, bias: bool, dtype: str) -> None:
+        # Called after the weights: parameters are exported in the order they are set.
+        self.bias = nn.Parameter((self.out_features,), dtype) if bias else None
+
+    def _params(self) -> list:
+        raise NotImplementedError
+
+    def _weight_at(self, tensors):
+        raise NotImplementedError
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         n, k = self.out_features, self.in_features
         y = nn.op.tensor_expr_op(
-            lambda xt, w: _matmul_te(xt, lambda i, j: w[i, j], n, k, self.out_dtype, "matmul"),
-            "matmul", [x, self.weight])
-        return y + self.bias if self.bias is not None else y
+            lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), n, k, self.out_dtype, "matmul"),
+            "matmul", [x, *self._params()])
+        if self.bias is None:
+            return y
+        bias = self.bias if self.bias.dtype == self.out_dtype else self.bias.astype(self.out_dtype)
+        return y + bias
 
 
-def linear(in_features: int, out_features: int, s: Scheme, *, bias=False, final=False, out_dtype=None,
+class GroupQuantLinear(_Linear):
+    def __init__(self, in_features: int, out_features: int, s: Scheme, act: str, bias: bool = False,
+                 out_dtype: str | None = None, bias_dtype: str | None = None):
+        super().__init__(in_features, out_features, act, out_dtype)
+        self.scheme, self.nk = s, s.layout == "NK"
+        words, groups = s.words(in_features), s.groups(in_features)
+        rows, cols = (out_features, words) if self.nk else (words, out_features)
+        self.q_weight = nn.Parameter((rows, cols), "uint32")
+        self.q_scale = nn.Parameter((out_features, groups) if self.nk else (groups, out_features), s.model_dtype)
+        self._add_bias(bias, bias_dtype or s.model_dtype)
+
+    def _params(self) -> list:
+        return [self.q_weight, self.q_scale]
+
+    def _weight_at(self, tensors):
+        q, sc = tensors
+        return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, self.nk, self.act)
+
+
+class AWQLinear(_Linear):
+    def __init__(self, in_features: int, out_features: int, s: Scheme, act: str, bias: bool = False,
+                 out_dtype: str | None = None, bias_dtype: str | None = None):
+        super().__init__(in_features, out_features, act, out_dtype)
+        self.scheme = s
+        self.qweight = nn.Parameter((in_features, out_features // 8), "uint32")
+        self.qzeros = nn.Parameter((in_features // s.group_size, out_features // 8), "uint32")
+        self.scales = nn.Parameter((in_features // s.group_size, out_features), s.model_dtype)
+        self._add_bias(bias, bias_dtype or s.model_dtype)
+
+    def _params(self) -> list:
+        return [self.qweight, self.qzeros, self.scales]
+
+    def _weight_at(self, tensors):
+        q, z, sc = tensors
+        return lambda i, j: _dequant_awq(q, z, sc, self.scheme, i, j, self.act)
+
+
+class FloatLinear(_Linear):
+    def __init__(self, in_features: int, out_features: int, dtype: str, act: str, bias: bool = False,
+                 out_dtype: str | None = None, bias_dtype: str | None = None):
+        super().__init__(in_features, out_features, act, out_dtype)
+        self.weight = nn.Parameter((out_features, in_features), dtype)
+        self._add_bias(bias, bias_dtype or dtype)
+
+    def _params(self) -> list:
+        return [self.weight]
+
+    def _weight_at(self, tensors):
+        (w,) = tensors
+        return lambda i, j: w[i, j]
+
+
+def linear(in_features: int, out_features: int, s: Scheme, act: str, *, bias=False, final=False, out_dtype=None,
            bias_dtype=None) -> nn.Module:
     """The Linear layer a scheme stores for this weight (see quantization.is_quantized)."""
     if s.kind == "group":
-        return GroupQuantLinear(in_features, out_features, s, bias, out_dtype, bias_dtype)
+        return GroupQuantLinear(in_features, out_features, s, act, bias, out_dtype, bias_dtype)
     if s.kind == "awq" and not final:
-        return AWQLinear(in_features, out_features, s, bias, out_dtype, bias_dtype)
-    return FloatLinear(in_features, out_features, s.model_dtype, bias, out_dtype, bias_dtype)
+        return AWQLinear(in_features, out_features, s, act, bias, out_dtype, bias_dtype)
+    return FloatLinear(in_features, out_features, s.model_dtype, act, bias, out_dtype, bias_dtype)
 
 
 class Embedding(nn.Module):
     """A token embedding that can also serve as the (tied) output head."""
 
-    def __init__(self, vocab: int, dim: int, s: Scheme):
-        self.vocab, self.dim, self.scheme = vocab, dim, s
+    def __init__(self, vocab: int, dim: int, s: Scheme, act: str):
+        self.vocab, self.dim, self.scheme, self.act = vocab, dim, s, act
         self.quantized = s.kind == "group"
         if self.quantized:
             self.q_weight = nn.Parameter((vocab, s.words(dim)), "uint32")
@@ -141,7 +166,7 @@ class Embedding(nn.Module):
     def _weight_at(self, tensors):
         if self.quantized:
             q, sc = tensors
-            return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, True)
+            return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, True, self.act)
         (w,) = tensors
         return lambda i, j: w[i, j]
 
@@ -149,7 +174,7 @@ class Embedding(nn.Module):
         return [self.q_weight, self.q_scale] if self.quantized else [self.weight]
 
     def forward(self, ids: nn.Tensor) -> nn.Tensor:
-        dim, dtype = self.dim, self.scheme.model_dtype
+        dim, dtype = self.dim, self.act
 
         def take(idx, *tensors):
             at = self._weight_at(tensors)
@@ -162,3 +187,26 @@ class Embedding(nn.Module):
         return nn.op.tensor_expr_op(
             lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), vocab, dim, "float32", "lm_head"),
             "lm_head", [x, *self._params()])
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm whose weight keeps its stored dtype and is cast to the activations'."""
+
+    def __init__(self, size: int, eps: float, dtype: str):
+        self.eps = eps
+        self.weight = nn.Parameter((size,), dtype)
+
+    def forward(self, x: nn.Tensor) -> nn.Tensor:
+        w = self.weight if self.weight.dtype == x.dtype else self.weight.astype(x.dtype)
+        return nn.op.rms_norm(x, w, axes=-1, epsilon=self.eps)
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, size: int, eps: float, dtype: str):
+        self.eps = eps
+        self.weight = nn.Parameter((size,), dtype)
+        self.bias = nn.Parameter((size,), dtype)
+
+    def forward(self, x: nn.Tensor) -> nn.Tensor:
+        cast = (lambda p: p) if self.weight.dtype == x.dtype else (lambda p: p.astype(x.dtype))
+        return nn.op.layer_norm(x, [x.shape[-1]], cast(self.weight), cast(self.bias), eps=self.eps)

@@ -10,13 +10,13 @@ from .kv_cache import KVCacheSpec
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         self.head_dim = cfg["head_dim"]
         self.num_q_heads = cfg["num_attention_heads"]
         self.num_kv_heads = cfg["num_key_value_heads"]
         qkv = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
-        self.qkv_proj = layers.linear(cfg["hidden_size"], qkv, s)
-        self.o_proj = layers.linear(self.num_q_heads * self.head_dim, cfg["hidden_size"], s)
+        self.qkv_proj = layers.linear(cfg["hidden_size"], qkv, s, act)
+        self.o_proj = layers.linear(self.num_q_heads * self.head_dim, cfg["hidden_size"], s, act)
 
     def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
         b, t, _ = x.shape
@@ -26,10 +26,10 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         self.inter = cfg["intermediate_size"]
-        self.gate_up_proj = layers.linear(cfg["hidden_size"], 2 * self.inter, s)
-        self.down_proj = layers.linear(self.inter, cfg["hidden_size"], s)
+        self.gate_up_proj = layers.linear(cfg["hidden_size"], 2 * self.inter, s, act)
+        self.down_proj = layers.linear(self.inter, cfg["hidden_size"], s, act)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         gate, up = op.split(self.gate_up_proj(x), 2, axis=-1)
@@ -37,12 +37,12 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
+    def __init__(self, cfg: dict, s: Scheme, act: str):
         eps, h = cfg["rms_norm_eps"], cfg["hidden_size"]
-        self.self_attn = Attention(cfg, s)
-        self.mlp = MLP(cfg, s)
-        self.input_layernorm = nn.RMSNorm(h, -1, eps, bias=False, dtype=s.model_dtype)
-        self.post_attention_layernorm = nn.RMSNorm(h, -1, eps, bias=False, dtype=s.model_dtype)
+        self.self_attn = Attention(cfg, s, act)
+        self.mlp = MLP(cfg, s, act)
+        self.input_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
+        self.post_attention_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
 
     def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cache, layer_id)
@@ -50,10 +50,10 @@ class DecoderLayer(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
-        self.embed_tokens = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s)
-        self.layers = nn.ModuleList([DecoderLayer(cfg, s) for _ in range(cfg["num_hidden_layers"])])
-        self.norm = nn.RMSNorm(cfg["hidden_size"], -1, cfg["rms_norm_eps"], bias=False, dtype=s.model_dtype)
+    def __init__(self, cfg: dict, s: Scheme, act: str):
+        self.embed_tokens = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act)
+        self.layers = nn.ModuleList([DecoderLayer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])])
+        self.norm = layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype)
 
     def forward(self, x: nn.Tensor, cache) -> nn.Tensor:
         for i, layer in enumerate(self.layers):
@@ -62,11 +62,11 @@ class Backbone(nn.Module):
 
 
 class CausalLM(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme):
-        self.model = Backbone(cfg, s)
+    def __init__(self, cfg: dict, s: Scheme, act: str):
+        self.model = Backbone(cfg, s, act)
         self.tied = cfg["tie_word_embeddings"]
         if not self.tied:
-            self.lm_head = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, final=True,
+            self.lm_head = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, act, final=True,
                                          out_dtype="float32")
 
     def embed_tokens(self, ids: nn.Tensor) -> nn.Tensor:

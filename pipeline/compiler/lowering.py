@@ -32,13 +32,20 @@ def model_class(model_type: str):
     return Model, arch
 
 
+def activation_dtype(s, target) -> str:
+    """float32 on CPUs, whatever the weights' dtype: x86 has no float16 arithmetic, so float16
+    activations only add conversions (and error); GPUs compute in the model dtype, as MLC does."""
+    return "float32" if target.kind.name == "llvm" else s.model_dtype
+
+
 def build_model(spec: dict, target):
     cfg = spec["model_config"]
     s = quant_scheme(spec["quantization"])
     cls, arch = model_class(spec["model_type"])
-    model = cls(cfg, s)
+    act = activation_dtype(s, target)
+    model = cls(cfg, s, act)
     model.kv_spec = arch.kv_cache_spec(cfg)
-    model.dtype = s.model_dtype
+    model.dtype = act
     model.target = target
     model.hidden_size = cfg["hidden_size"]
     model.prefill_chunk_size = spec["prefill_chunk_size"]
