@@ -61,3 +61,38 @@ def time_library(folder: Path, tokens: list[int], generate: int, lib_name: str =
         logits = lib.decode(kv, [0], [int(np.argmax(logits.reshape(-1)))])
         steps.append(time.perf_counter() - t0)
     return prefill, 1 / median(steps)
+
+
+def read_bandwidth(target: dict, megabytes: int = 1024, reps: int = 7) -> float:
+    """Bytes/s that THREADS threads of a TVM-compiled loop read from memory (best of reps): the
+    streaming rate a bandwidth-bound decode kernel can hope for."""
+    import numpy as np
+    import tvm
+    from tvm.script import tirx as T
+
+    lanes, threads = 16, THREADS
+    per = megabytes * 2**20 // 4 // lanes // threads
+
+    @T.prim_func(s_tir=True)
+    def total(a: T.Buffer((threads, per, lanes), "float32"), out: T.Buffer((threads, lanes), "float32")):
+        for t in T.parallel(threads):
+            with T.sblock("sum"):
+                acc = T.sblock_alloc_buffer((lanes,), "float32", scope="local")
+                for i in T.vectorized(lanes):
+                    acc[i] = T.float32(0)
+                for j in T.serial(per):
+                    for i in T.vectorized(lanes):
+                        acc[i] = acc[i] + a[t, j, i]
+                for i in T.vectorized(lanes):
+                    out[t, i] = acc[i]
+
+    func = tvm.compile(tvm.IRModule({"main": total}), target=tvm.target.Target(target))
+    a = tvm.runtime.tensor(np.ones((threads, per, lanes), np.float32), tvm.cpu())
+    out = tvm.runtime.tensor(np.zeros((threads, lanes), np.float32), tvm.cpu())
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        func(a, out)
+        best = min(best, time.perf_counter() - t0)
+    assert float(out.numpy()[0, 0]) == per
+    return threads * per * lanes * 4 / best

@@ -9,7 +9,9 @@ from tvm import relax
 from tvm.relax.frontend.nn.llm import kv_cache as tvm_kv
 from tvm.relax.frontend.nn.llm.kv_cache import RopeMode, TIRPagedKVCache
 
-from . import window_attention
+from . import attention
+
+_tvm_rope = tvm_kv.llama_rope_with_position_map
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,24 @@ class KVCacheSpec:
 
 
 @contextlib.contextmanager
-def _window_kernels(window: int, sink: int, target):
-    """Swap TVM's CPU attention kernel factories for ones masked by a sliding window (see
-    window_attention.py) while the cache's creation call is built."""
-    if window <= 0 or target.kind.name != "llvm":
+def _cpu_kernels(window: int, sink: int, target):
+    """Swap TVM's CPU attention and RoPE kernel factories for ours (attention.py) while the
+    cache's creation call is built; GPU libraries keep TVM's kernels, which MLC's runtimes drive."""
+    if target.kind.name != "llvm":
         yield
         return
-    saved = {name: getattr(tvm_kv, name) for name in
-             ("_attention_prefill_ragged_cpu", "_attention_prefill_cpu", "_attention_decode_cpu")}
-    tvm_kv._attention_prefill_ragged_cpu = (
-        lambda h_kv, h_q, d_qk, d_v, dtype, *_a, **_k: window_attention.ragged_prefill(h_kv, h_q, d_qk, dtype, window, sink))
-    tvm_kv._attention_prefill_cpu = (
-        lambda h_kv, h_q, d, dtype, *_a, **_k: window_attention.paged_prefill(h_kv, h_q, d, dtype, window, sink))
-    tvm_kv._attention_decode_cpu = (
-        lambda h_kv, h_q, d, dtype, *_a, **_k: window_attention.paged_decode(h_kv, h_q, d, dtype, window, sink))
+    replaced = {
+        "_attention_prefill_ragged_cpu": lambda h_kv, h_q, d_qk, d_v, dtype, *_a, **_k:
+            attention.ragged_prefill(h_kv, h_q, d_qk, dtype, window, sink),
+        "_attention_prefill_cpu": lambda h_kv, h_q, d, dtype, *_a, **_k:
+            attention.paged_prefill(h_kv, h_q, d, dtype, window, sink),
+        "_attention_decode_cpu": lambda h_kv, h_q, d, dtype, *_a, **_k:
+            attention.paged_decode(h_kv, h_q, d, dtype, window, sink),
+        "llama_rope_with_position_map": _rope,
+    }
+    saved = {name: getattr(tvm_kv, name) for name in replaced}
+    for name, factory in replaced.items():
+        setattr(tvm_kv, name, factory)
     try:
         yield
     finally:
@@ -51,11 +57,16 @@ def _window_kernels(window: int, sink: int, target):
             setattr(tvm_kv, name, value)
 
 
+def _rope(theta, scale, head_dim, h_q, h_kv, dtype, rope_scaling, rotary_dim=None):
+    if rope_scaling.get("rope_type") == "longrope":  # takes an extra factors buffer: TVM's kernel
+        return _tvm_rope(theta, scale, head_dim, h_q, h_kv, dtype, rope_scaling, rotary_dim)
+    return attention.rope(theta, scale, head_dim, h_q, h_kv, dtype, rope_scaling, rotary_dim)
+
+
 def create(spec: KVCacheSpec, dtype: str, target, max_batch_size, max_total_seq_len, prefill_chunk_size,
            page_size, support_sliding_window) -> TIRPagedKVCache:
-    # GPU libraries keep TVM's own sliding-window kernels, which MLC's runtimes drive.
     window = spec.sliding_window_size if spec.sliding_window_size > 0 else 0
-    with _window_kernels(window, spec.attention_sink_size, target):
+    with _cpu_kernels(window, spec.attention_sink_size, target):
         return _create(spec, dtype, target, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
                        support_sliding_window)
 
