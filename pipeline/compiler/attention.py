@@ -15,7 +15,7 @@ On SmolLM2 they took 38% of a 128-token prefill. These take the same arguments
   (p - window, p] and the first `sink` positions, as transformers' Mistral does);
   windowed models keep the ordinary full cache, since TVM's own sliding-window CPU
   paths fail at run time in this build;
-- exp2 is a polynomial that vectorizes (LLVM would call exp2f lane by lane);
+- exp2 is fast_math's polynomial, which vectorizes (LLVM would call exp2f lane by lane);
 - RoPE computes each position's cos/sin once and applies them to every head.
 """
 from __future__ import annotations
@@ -26,26 +26,12 @@ from tvm import tirx
 from tvm.relax.frontend.nn.llm.position_embedding import switch_rope_freq_func
 from tvm.script import tirx as T
 
+from .fast_math import exp2
+
 LOG2E = math.log2(math.e)
 NEG = -5e4  # the running max before any key is seen; scores never get near it
 MASKED = -1e30
 TILE = 16
-# 2^f on [-0.5, 0.5]: Cephes exp2f's polynomial (relative error ~1e-7, float32 rounding level).
-EXP2_POLY = (1.535336188319500e-4, 1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2,
-             2.402264791363012e-1, 6.931472028550421e-1)
-
-
-def exp2(x: tirx.PrimExpr) -> tirx.PrimExpr:
-    """2^x for float32 x <= 0 (0 below -126), in operations LLVM vectorizes."""
-    clamped, whole, frac = (tirx.Var(n, "float32") for n in ("e_x", "e_i", "e_f"))
-    poly = tirx.const(EXP2_POLY[0], "float32")
-    for c in EXP2_POLY[1:]:
-        poly = poly * frac + tirx.const(c, "float32")
-    poly = poly * frac + tirx.const(1.0, "float32")
-    bits = T.reinterpret("int32", poly) + T.shift_left(T.Cast("int32", whole), 23)
-    value = T.if_then_else(clamped < T.float32(-126.0), T.float32(0), T.reinterpret("float32", bits))
-    return tirx.Let(clamped, T.max(x, T.float32(-127.0)),
-                    tirx.Let(whole, T.round(clamped), tirx.Let(frac, clamped - whole, value)))
 
 
 @T.macro

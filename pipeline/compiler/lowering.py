@@ -17,7 +17,7 @@ from tvm import relax
 from tvm.relax import vm_build
 
 from ..quantization import scheme as quant_scheme
-from . import cuda, functions, gpt_neox, gpu, llama, logit_kernels, passes, schedules
+from . import cuda, fast_math, functions, gpt_neox, gpu, llama, logit_kernels, passes, schedules
 
 ARCHITECTURES = {"llama": llama, "mistral": llama, "gpt_neox": gpt_neox}
 
@@ -113,7 +113,9 @@ def _metadata_function(text: str) -> relax.Function:
 def schedule_pass(target, opt: dict):
     if target.kind.name != "llvm":
         return gpu.schedule_pass(target.kind.name)
-    return schedules.schedule_cpu_matmuls if opt.get("cpu_schedules", True) else None
+    if not opt.get("cpu_schedules", True):
+        return None
+    return tvm.transform.Sequential([fast_math.fast_transcendentals, schedules.schedule_cpu])
 
 
 def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:

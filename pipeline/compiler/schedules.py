@@ -8,9 +8,12 @@ an optional cast, plus whatever elementwise work FuseOps attached after it.
   the reduction, K is split into vector lanes and rfactored, so each output row
   is a vectorized dot product with its dequantization in registers; rows are
   split across threads.
-- Prefill (rows = seq_len): a tiled matmul. For each tile of N and chunk of K,
-  the weight tile is dequantized once into a small local buffer laid out [k, n],
-  then every row of the chunk accumulates into N-lanes vectors.
+- Prefill (rows = seq_len): a register-tiled matmul. For each tile of 32 output
+  columns the weight panel [K, 32] is dequantized once into a local buffer; then
+  each tile of 8 rows accumulates 8 x 32 outputs in registers over all of K
+  (16 AVX-512 accumulators, one broadcast of the input per row and k) and the
+  epilogue (residual add, ...) runs on the tile before it is stored. 170-187
+  GFLOP/s on 2 Zen 4 cores at the SmolLM2 shape, against an FMA peak of 225.
 
 Other functions (norms, attention kernels, RoPE, embeddings) run as TVM lowers
 them: the stock dlight CPU rules were slower on them, or quadratic.
@@ -21,8 +24,9 @@ import tvm
 from tvm import s_tir, tirx
 
 GEMV_MAX_ROWS = 8
+MIN_PARALLEL_ROWS = 4
 ROWS_PER_TASK = 4
-PREFILL_TILE = {"m": 8, "k": 64}
+PREFILL_TILE = {"m": 8, "n": 32}
 
 
 def _lanes(extent, choices=(16, 8, 4, 2)) -> int:
@@ -55,7 +59,7 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     acc = [b for n, b in blocks if n.endswith("_acc")]
     weight = [b for n, b in blocks if n.endswith("_w")]
     if len(acc) != 1 or len(weight) != 1:
-        return None
+        return _rowwise(func)
     acc, weight = acc[0], weight[0]
     after = names[names.index(sch.get(acc).name_hint) + 1:]
     epilogue = [b for n, b in blocks if n in after]
@@ -69,6 +73,38 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         _gemv(sch, acc, weight, epilogue)
     else:
         _matmul(sch, acc, weight, epilogue)
+    return sch.mod["main"].with_attr("tirx.is_scheduled", True)
+
+
+def _rowwise(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+    """Norms and elementwise functions (SiLU * up, residual adds, ...): producers inlined where
+    they can be, one task per row of the output, the row's last axis vectorized. None when the
+    function does not have that shape (it then runs as TVM lowers it)."""
+    sch = s_tir.Schedule(func)
+    blocks = [b for _, b in _blocks(sch)]
+    if not blocks or any(iv.iter_type != tirx.IterVar.DataPar for iv in sch.get(blocks[-1]).iter_vars):
+        return None
+    try:
+        for block in blocks[:-1]:
+            try:
+                sch.compute_inline(block)
+            except s_tir.ScheduleError:
+                pass  # a reduction (a norm's sum of squares), or read twice
+        *producers, out = [b for _, b in _blocks(sch)]
+        *lead, inner = sch.get_loops(out)
+        if not lead:
+            return None
+        row = sch.fuse(*lead) if len(lead) > 1 else lead[0]
+        for block in reversed(producers):
+            sch.compute_at(block, row)
+        lanes = _lanes(_extent(sch, inner))
+        if lanes > 1:
+            sch.vectorize(sch.split(inner, [None, lanes])[1])
+        rows = _extent(sch, row)
+        if not isinstance(rows, int) or rows >= MIN_PARALLEL_ROWS:  # waking the pool costs more than one row
+            sch.parallel(row)
+    except s_tir.ScheduleError:
+        return None
     return sch.mod["main"].with_attr("tirx.is_scheduled", True)
 
 
@@ -96,26 +132,32 @@ def _gemv(sch, acc, weight, epilogue) -> None:
 
 
 def _matmul(sch, acc, weight, epilogue) -> None:
+    # Rows are padded to a multiple of the tile so the inner loop has no bounds check: with one,
+    # LLVM keeps the accumulators in memory instead of registers (2x slower).
+    rows_tile, lanes = PREFILL_TILE["m"], _lanes(_extent(sch, sch.get_loops(acc)[-2]), (PREFILL_TILE["n"], 16, 8, 4, 2))
+    sch.pad_einsum(acc, [1] * (len(sch.get(acc).iter_vars) - 3) + [rows_tile, 1, 1])
+    write_back = sch.get_consumers(acc)[0]
     *batch, n, k = sch.get_loops(acc)
     m = sch.fuse(*batch) if len(batch) > 1 else batch[0]
-    lanes = _lanes(_extent(sch, n), (32, 16, 8, 4, 2))
-    k_tile = _lanes(_extent(sch, k), (PREFILL_TILE["k"], 32, 16, 8, 4, 2))
-    mo, mi = sch.split(m, [None, PREFILL_TILE["m"]])
+    mo, mi = sch.split(m, [None, rows_tile])
     no, ni = sch.split(n, [None, lanes])
-    ko, ki = sch.split(k, [None, k_tile])
-    sch.reorder(no, ko, mo, mi, ki, ni)
-    sch.compute_at(weight, ko)
+    sch.reorder(no, mo, k, mi, ni)
+    # the weight panel [K, lanes] is dequantized once per column tile and reused by every row tile
+    sch.compute_at(weight, no)
     sch.set_scope(weight, 0, "local")
     sch.vectorize(sch.get_loops(weight)[-1])
+    tile = sch.cache_write(acc, 0, "local")  # [rows_tile, lanes] accumulators: registers
+    for block in (tile, write_back, *epilogue):
+        sch.reverse_compute_at(block, mo)
+        sch.vectorize(sch.get_loops(block)[-1])
     sch.vectorize(ni)
-    for block in epilogue:
-        sch.reverse_compute_at(block, no)
+    sch.unroll(mi)
     sch.parallel(no)
-    sch.decompose_reduction(acc, ko)
+    sch.decompose_reduction(acc, k)
 
 
-@tvm.transform.module_pass(opt_level=0, name="ScheduleCPUMatmuls")
-def schedule_cpu_matmuls(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+@tvm.transform.module_pass(opt_level=0, name="ScheduleCPU")
+def schedule_cpu(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
     updates = {}
     for gv, func in mod.functions_items():
         if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
