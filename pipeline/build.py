@@ -19,12 +19,14 @@ SIZE_KEYS = ("context_window_size", "sliding_window_size", "prefill_chunk_size",
 OVERRIDE_ALIASES = {"sliding_window": "sliding_window_size"}
 # MLC's --opt flags; none of them exists in this TVM build or for these targets.
 MLC_FLAGS = ("flashinfer", "cublas_gemm", "faster_transformer", "cudagraph", "cutlass")
-LLMC_FLAGS = ("cpu_schedules",)
+# int8_activations: decode GEMVs of 4-bit layers with int8-quantized activations and integer dot
+# products (AVX512-VNNI / AVX-VNNI); not exact, so only at O3 ("may break things") or when asked for.
+LLMC_FLAGS = ("cpu_schedules", "int8_activations")
 OPT_LEVELS = {
-    "O0": {"cpu_schedules": False},
-    "O1": {"cpu_schedules": True},
-    "O2": {"cpu_schedules": True},
-    "O3": {"cpu_schedules": True},
+    "O0": {"cpu_schedules": False, "int8_activations": False},
+    "O1": {"cpu_schedules": True, "int8_activations": False},
+    "O2": {"cpu_schedules": True, "int8_activations": False},
+    "O3": {"cpu_schedules": True, "int8_activations": True},
 }
 
 
@@ -52,11 +54,11 @@ def parse_overrides(text: str) -> dict[str, int]:
     return out
 
 
-def parse_opt(text: str, device: targets.Device) -> tuple[dict, list[str]]:
+def parse_opt(text: str, device: targets.Device, quant: str = "") -> tuple[dict, list[str]]:
     """--opt O0..O3 or "flag=0/1;...": our flags, and notes about flags narrowed away."""
     text = (text or "O2").strip()
     if text in OPT_LEVELS:
-        return dict(OPT_LEVELS[text]), []
+        return _narrow(dict(OPT_LEVELS[text]), device, quant, [], explicit=False)
     flags, notes = dict(OPT_LEVELS["O2"]), []
     for item in filter(None, (p.strip() for p in text.split(";"))):
         key, sep, value = item.partition("=")
@@ -69,7 +71,34 @@ def parse_opt(text: str, device: targets.Device) -> tuple[dict, list[str]]:
                 notes.append(f"--opt {key}=1 is not available for {device.name} with this TVM build; using 0")
             continue
         flags[key] = value.strip() == "1"
+    return _narrow(flags, device, quant, notes, explicit=True)
+
+
+def _narrow(flags: dict, device: targets.Device, quant: str, notes: list[str],
+            explicit: bool) -> tuple[dict, list[str]]:
+    """Flags that cannot apply are turned off (and so do not split the cache), with a note."""
+    if flags.get("int8_activations"):
+        why = _int8_unavailable(device, quant)
+        if why:
+            flags["int8_activations"] = False
+            if explicit or device.kind == "llvm":
+                notes.append(f"int8 activations (--opt O3 / int8_activations=1) {why}; using exact kernels")
     return flags, notes
+
+
+def _int8_unavailable(device: targets.Device, quant: str) -> str | None:
+    s = quantization.scheme(quant) if quant else None
+    if device.kind != "llvm":
+        return f"are a CPU feature, not used for {device.name}"
+    if not s or s.kind != "group" or s.bits != 4:
+        return f"apply to 4-bit group quantization (q4f16_1, q4f32_1), not {quant or 'this model'}"
+    import tvm
+
+    from .compiler import int8_gemv
+
+    if not int8_gemv.supported(tvm.target.Target(device.target)):
+        return f"need AVX512-VNNI or AVX-VNNI, which {device.target.get('mcpu', 'this CPU')} lacks"
+    return None
 
 
 def compile_spec(chat: dict, overrides: dict, quant: str | None, model_type: str | None) -> dict:
@@ -215,7 +244,7 @@ def _plans(model_dir: Path, output: Path, spec: dict, devices: list[targets.Devi
     for dev in devices:
         out = default_output(output, model_dir, dev) if many else output
         fmt = output_format(out, dev)
-        flags, notes = parse_opt(opt, dev)
+        flags, notes = parse_opt(opt, dev, spec["quantization"])
         messages += [f"note: {n}" for n in notes]
         if dev.kind == "webgpu" and spec["prefill_chunk_size"] > WEBGPU_PREFILL_LIMIT:
             messages.append(f"warning: prefill_chunk_size {spec['prefill_chunk_size']} may exceed WebGPU's buffer "
@@ -254,7 +283,7 @@ def jit_library(model: str, store, device: str = "cpu") -> Path:
     spec = compile_spec(read_json(config_path), {}, None, None)
     check_weights(config_path.parent, spec)
     dev = targets.resolve(device, None, store.root)
-    flags, _ = parse_opt("O2", dev)
+    flags, _ = parse_opt("O2", dev, spec["quantization"])
     step = library_steps(spec, dev, "so", flags, "")
     with Runner(store) as runner:
         manifest = runner.manifest(step)

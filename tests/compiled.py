@@ -11,12 +11,13 @@ from pipeline.convert import convert_weight
 
 
 def build(model_dir: Path, quant: str, out: Path, store, overrides: str = "", conv: str = "chatml",
-          lib_name: str = "lib.so", **sizes) -> Path:
-    """convert_weight + gen_config + compile into out/; returns out (lib at out/lib_name)."""
-    if not (out / lib_name).exists():
+          lib_name: str = "lib.so", opt: str = "O2", **sizes) -> Path:
+    """convert_weight + gen_config (once per out/) + compile; returns out (lib at out/lib_name)."""
+    if not (out / "mlc-chat-config.json").exists():
         convert_weight(str(model_dir), quant, out, store)
         generate_config(str(model_dir), quant, conv, out, store, **sizes)
-        compile_model(str(out), out / lib_name, store, overrides=overrides)
+    if not (out / lib_name).exists():
+        compile_model(str(out), out / lib_name, store, overrides=overrides, opt=opt)
     return out
 
 

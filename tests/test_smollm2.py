@@ -35,3 +35,13 @@ def test_q4f16_1_knows_the_capital_of_france(smollm2_built):
     answer = engine.chat.completions.create(messages=QUESTION, temperature=0, max_tokens=32)
     assert "Paris" in answer.choices[0].message.content
     assert answer.choices[0].finish_reason == "stop"
+
+
+def test_q4f16_1_at_o3_still_knows_the_capital_of_france(smollm2_built, session_store):
+    from compiled import build
+
+    folder = smollm2_built("q4f16_1")
+    build(folder, "q4f16_1", folder, session_store, lib_name="lib-O3.so", opt="O3")
+    engine = MLCEngine(folder, model_lib=folder / "lib-O3.so")
+    answer = engine.chat.completions.create(messages=QUESTION, temperature=0, max_tokens=32)
+    assert "Paris" in answer.choices[0].message.content

@@ -100,12 +100,12 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
                 with T.sblock("attn"):
                     T.reads()
                     T.writes()
-                    qt = T.sblock_alloc_buffer((d, TILE), "float32")
-                    s = T.sblock_alloc_buffer((TILE, TILE), "float32")
-                    acc = T.sblock_alloc_buffer((TILE, d), "float32")
-                    m = T.sblock_alloc_buffer((TILE,), "float32")
-                    m_new = T.sblock_alloc_buffer((TILE,), "float32")
-                    l_sum = T.sblock_alloc_buffer((TILE,), "float32")
+                    qt = T.sblock_alloc_buffer((d, TILE), "float32", scope="local")
+                    s = T.sblock_alloc_buffer((TILE, TILE), "float32", scope="local")
+                    acc = T.sblock_alloc_buffer((TILE, d), "float32", scope="local")
+                    m = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
+                    m_new = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
+                    l_sum = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
                     h: T.let[T.int32] = task % h_q
                     q0: T.let[T.int32] = q_indptr[b] + task // h_q * TILE
                     rows: T.let[T.int32] = T.min(TILE, q_indptr[b + 1] - q0)
@@ -190,12 +190,12 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                 with T.sblock("attn"):
                     T.reads()
                     T.writes()
-                    qt = T.sblock_alloc_buffer((d, TILE), "float32")
-                    s = T.sblock_alloc_buffer((TILE, TILE), "float32")
-                    acc = T.sblock_alloc_buffer((TILE, d), "float32")
-                    m = T.sblock_alloc_buffer((TILE,), "float32")
-                    m_new = T.sblock_alloc_buffer((TILE,), "float32")
-                    l_sum = T.sblock_alloc_buffer((TILE,), "float32")
+                    qt = T.sblock_alloc_buffer((d, TILE), "float32", scope="local")
+                    s = T.sblock_alloc_buffer((TILE, TILE), "float32", scope="local")
+                    acc = T.sblock_alloc_buffer((TILE, d), "float32", scope="local")
+                    m = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
+                    m_new = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
+                    l_sum = T.sblock_alloc_buffer((TILE,), "float32", scope="local")
                     h: T.let[T.int32] = task % h_q
                     q0: T.let[T.int32] = q_indptr[b] + task // h_q * TILE
                     rows: T.let[T.int32] = T.min(TILE, q_indptr[b + 1] - q0)
@@ -275,11 +275,11 @@ def paged_decode(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink:
             with T.sblock("attn"):
                 T.reads()
                 T.writes()
-                qv = T.sblock_alloc_buffer((d,), "float32")
-                part = T.sblock_alloc_buffer((lanes,), "float32")
-                s = T.sblock_alloc_buffer((page_size,), "float32")
-                acc = T.sblock_alloc_buffer((d,), "float32")
-                state = T.sblock_alloc_buffer((4,), "float32")  # max, sum, new max, rescale
+                qv = T.sblock_alloc_buffer((d,), "float32", scope="local")
+                part = T.sblock_alloc_buffer((lanes,), "float32", scope="local")
+                s = T.sblock_alloc_buffer((page_size,), "float32", scope="local")
+                acc = T.sblock_alloc_buffer((d,), "float32", scope="local")
+                state = T.sblock_alloc_buffer((4,), "float32", scope="local")  # max, sum, new max, rescale
                 b: T.let[T.int32] = task // h_q
                 h: T.let[T.int32] = task % h_q
                 first_page: T.let[T.int32] = page_indptr[b]
@@ -364,8 +364,8 @@ def rope(theta: float, scale: float, head_dim: int, h_q: int, h_kv: int, dtype: 
             with T.sblock("rope"):
                 T.reads()
                 T.writes()
-                cos = T.sblock_alloc_buffer((rotary_dim,), "float32")
-                sin = T.sblock_alloc_buffer((rotary_dim,), "float32")
+                cos = T.sblock_alloc_buffer((rotary_dim,), "float32", scope="local")
+                sin = T.sblock_alloc_buffer((rotary_dim,), "float32", scope="local")
                 for d in T.serial(rotary_dim):
                     cos[d] = cos_sin(T.cast(position_map[row], "float32"), d)[0]
                     sin[d] = cos_sin(T.cast(position_map[row], "float32"), d)[1]

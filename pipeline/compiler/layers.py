@@ -12,6 +12,7 @@ from tvm import te, tirx
 from tvm.relax.frontend import nn
 
 from ..quantization import AWQ_ORDER, Scheme
+from . import int8_gemv
 
 
 def _dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
@@ -100,12 +101,24 @@ class GroupQuantLinear(_Linear):
         self.q_scale = nn.Parameter((out_features, groups) if self.nk else (groups, out_features), s.model_dtype)
         self._add_bias(bias, bias_dtype or s.model_dtype)
 
+    int8_decode = False  # set by use_int8_decode
+
     def _params(self) -> list:
         return [self.q_weight, self.q_scale]
 
     def _weight_at(self, tensors):
         q, sc = tensors
         return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, self.nk, self.act)
+
+    def forward(self, x: nn.Tensor) -> nn.Tensor:
+        if not (self.int8_decode and _one_token(x)):
+            return super().forward(x)
+        y = _int8_gemv(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
+        if self.out_dtype != "float32":
+            y = y.astype(self.out_dtype)
+        if self.bias is None:
+            return y
+        return y + (self.bias if self.bias.dtype == self.out_dtype else self.bias.astype(self.out_dtype))
 
 
 class AWQLinear(_Linear):
@@ -182,11 +195,62 @@ class Embedding(nn.Module):
 
         return nn.op.tensor_expr_op(take, "embed", [ids, *self._params()])
 
+    int8_decode = False  # set by use_int8_decode
+
     def lm_head(self, x: nn.Tensor) -> nn.Tensor:
         vocab, dim = self.vocab, self.dim
+        if self.int8_decode and _one_token(x):
+            return _int8_gemv(x, self.q_weight, self.q_scale, vocab, dim)
         return nn.op.tensor_expr_op(
             lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), vocab, dim, "float32", "lm_head"),
             "lm_head", [x, *self._params()])
+
+
+def _one_token(x: nn.Tensor) -> bool:
+    """Decode-shaped input: one token per sequence (a GEMV, not a prefill matmul)."""
+    return isinstance(x.shape[-2], int) and x.shape[-2] == 1
+
+
+def _int8_gemv(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n: int, k: int) -> nn.Tensor:
+    rows = 1
+    for d in x.shape[:-1]:
+        rows = rows * d
+    flat = nn.op.reshape(x, (rows, k))
+    act = nn.op.tensor_ir_op(int8_gemv.quantize_activations(k), "quantize_int8", [flat], [
+        nn.Tensor.placeholder((rows, k // 2), "int8"), nn.Tensor.placeholder((rows, k // 2), "int8"),
+        nn.Tensor.placeholder((rows, k // 8), "int32"), nn.Tensor.placeholder((rows, k // 8), "float32")])
+    y = nn.op.tensor_ir_op(int8_gemv.gemv(n, k, q_scale.dtype), "q4_int8_gemv", [*act, q_weight, q_scale],
+                           nn.Tensor.placeholder((rows, n), "float32"))
+    return nn.op.reshape(y, (*x.shape[:-1], n))
+
+
+def int8_decode_ok(s: Scheme, n: int, k: int) -> bool:
+    """The layers int8_gemv covers: MLC's 4-bit group-32 NK layout with the zero point it assumes."""
+    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == int8_gemv.GROUP
+            and s.max_int == int8_gemv.ZERO_POINT and int8_gemv.shape_ok(n, k))
+
+
+def use_int8_decode(model: nn.Module) -> int:
+    """Switch every eligible 4-bit layer of model to int8-activation GEMVs for one-token inputs
+    (--opt O3); prefill matmuls stay exact. Returns how many layers were switched."""
+    switched = 0
+    for module in _modules(model):
+        if isinstance(module, GroupQuantLinear) and int8_decode_ok(module.scheme, module.out_features,
+                                                                   module.in_features):
+            module.int8_decode, switched = True, switched + 1
+        elif isinstance(module, Embedding) and module.quantized and int8_decode_ok(module.scheme, module.vocab,
+                                                                                   module.dim):
+            module.int8_decode, switched = True, switched + 1
+    return switched
+
+
+def _modules(root: nn.Module):
+    yield root
+    for value in vars(root).values():
+        children = value if isinstance(value, nn.ModuleList) else [value]
+        for child in children:
+            if isinstance(child, nn.Module):
+                yield from _modules(child)
 
 
 class RMSNorm(nn.Module):

@@ -1,0 +1,44 @@
+"""--opt O3: decode GEMVs with int8 activations, against the exact (O2) library of the same weights."""
+import numpy as np
+import pytest
+
+from compiled import build, library, run_teacher_forced
+from pipeline.build import compile_model
+
+PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
+
+
+def cosine(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture(scope="module", params=["q4f32_1", "q4f16_1"])
+def o2_and_o3(request, tiny_llama, session_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"o3-{request.param}") / "out"
+    build(tiny_llama, request.param, out, session_store, lib_name="lib-O2.so")
+    build(tiny_llama, request.param, out, session_store, lib_name="lib-O3.so", opt="O3")
+    steps = list(range(30, 300, 9))
+    return [run_teacher_forced(library(out, name), PROMPT, steps) for name in ("lib-O2.so", "lib-O3.so")]
+
+
+def test_o3_logits_follow_the_exact_library(o2_and_o3):
+    exact, fast = o2_and_o3
+    cosines = [cosine(a, b) for a, b in zip(exact, fast)]
+    assert min(cosines) > 0.999, cosines
+    agree = np.mean([np.argmax(a) == np.argmax(b) for a, b in zip(exact, fast)])
+    assert agree >= 0.8, agree
+
+
+def test_o3_is_not_the_exact_library(o2_and_o3):
+    exact, fast = o2_and_o3  # equal logits would mean the int8 kernels were never used
+    assert max(np.abs(a - b).max() for a, b in zip(exact, fast)) > 1e-5
+
+
+def test_o3_notes_when_int8_does_not_apply(tiny_llama, session_store, tmp_path):
+    folder = build(tiny_llama, "q0f32", tmp_path / "q0f32", session_store)
+    result = compile_model(str(folder), tmp_path / "o3.so", session_store, opt="O3")
+    assert any("4-bit group quantization" in m and "q0f32" in m for m in result.messages), result.messages
+    q4 = build(tiny_llama, "q4f32_1", tmp_path / "q4", session_store)
+    result = compile_model(str(q4), tmp_path / "generic.so", session_store, device="cpu:generic",
+                           opt="int8_activations=1")
+    assert any("AVX512-VNNI" in m and "generic" in m for m in result.messages), result.messages
