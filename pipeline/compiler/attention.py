@@ -218,7 +218,8 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                                 s[jj, r] = T.float32(0)
                             for x in T.serial(d):
                                 for r in T.vectorized(TILE):
-                                    s[jj, r] = s[jj, r] + qt[x, r] * T.cast(pages[page, 0, h // group, jj, x], "float32")
+                                    s[jj, r] = s[jj, r] + qt[x, r] * T.cast(
+                                        pages[page, 0, h // group, jj, x], "float32")
                         for jj in T.serial(TILE):
                             for r in T.vectorized(TILE):
                                 s[jj, r] = T.if_then_else(
@@ -349,6 +350,11 @@ def rope(theta: float, scale: float, head_dim: int, h_q: int, h_kv: int, dtype: 
             return T.if_then_else(d % 2 == 0, -x[row, h, T.min(d + 1, head_dim - 1)], x[row, h, T.max(d - 1, 0)])
         return T.if_then_else(d < half, -x[row, h, T.min(d + half, head_dim - 1)], x[row, h, T.max(d - half, 0)])
 
+    def rotated(x, cos, sin, row, h, d):
+        at = T.min(d, rotary_dim - 1)
+        return T.cast(cos[at] * T.cast(x[row, h, d], "float32") + sin[at] * T.cast(partner(x, row, h, d), "float32"),
+                      dtype)
+
     @T.prim_func(s_tir=True)
     def split_rotary(var_qkv: T.handle, var_position_map: T.handle, var_q: T.handle, var_k: T.handle,
                      var_v: T.handle, apply_rope: T.int64):
@@ -372,11 +378,9 @@ def rope(theta: float, scale: float, head_dim: int, h_q: int, h_kv: int, dtype: 
                 for h, d in T.grid(h_q + h_kv, head_dim):
                     if apply_rope > 0 and d < rotary_dim:
                         if h < h_q:
-                            q[row, h, d] = T.cast(cos[T.min(d, rotary_dim - 1)] * T.cast(qkv[row, h, d], "float32")
-                                                  + sin[T.min(d, rotary_dim - 1)] * T.cast(partner(qkv, row, h, d), "float32"), dtype)
+                            q[row, h, d] = rotated(qkv, cos, sin, row, h, d)
                         else:
-                            k[row, h - h_q, d] = T.cast(cos[T.min(d, rotary_dim - 1)] * T.cast(qkv[row, h, d], "float32")
-                                                        + sin[T.min(d, rotary_dim - 1)] * T.cast(partner(qkv, row, h, d), "float32"), dtype)
+                            k[row, h - h_q, d] = rotated(qkv, cos, sin, row, h, d)
                     elif h < h_q:
                         q[row, h, d] = qkv[row, h, d]
                     else:

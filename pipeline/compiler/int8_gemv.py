@@ -86,11 +86,31 @@ def quantize_activations(k: int):
     return quantize_int8
 
 
+def _low(packed):
+    """The even elements of 32 bytes of nibbles, one per byte."""
+    return T.reinterpret("int8x32", T.bitwise_and(packed, T.broadcast(T.int32(0x0F0F0F0F), 8)))
+
+
+def _high(packed):
+    """The odd elements."""
+    return _low(T.shift_right(packed, T.broadcast(T.int32(4), 8)))
+
+
+def _dot(acc, unsigned, signed):
+    """acc (8 x int32) + sums of 4 products u8 x s8 per lane: one VPDPBUSD."""
+    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(DPBUSD), acc, unsigned, signed, dtype="int32x8")
+
+
+def _group_scales(q_scale, row, step):
+    """A step's two weight-group scales, each over its group's 4 lanes."""
+    pair = T.Cast("float32x2", q_scale[row, T.ramp(step * 2, 1, 2)])
+    return T.Shuffle([pair] * 4, [0, 0, 0, 0, 1, 1, 1, 1])
+
+
 @functools.cache
 def gemv(n: int, k: int, scale_dtype: str):
     """out[t, N] = the int8 product of each activation row with the 4-bit weight [N, K]."""
     steps = k // STEP
-    mask = T.int32(0x0F0F0F0F)
     # a few chunks of tasks rather than one task per parallel iteration: a buffer allocated inside
     # a parallel loop comes from TVM's workspace pool, not the stack, and that costs per iteration
     tasks = n // ROWS_PER_TASK
@@ -124,21 +144,12 @@ def gemv(n: int, k: int, scale_dtype: str):
                             zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
                             act_scale: T.let[T.float32x8] = sx[r, T.ramp(step * 8, 1, 8)]
                             for j in T.unroll(ROWS_PER_TASK):
-                                packed: T.let[T.int32x8] = T.reinterpret("int32x8", q_weight[task * ROWS_PER_TASK + j, T.ramp(step * 8, 1, 8)])
-                                low: T.let[T.int8x32] = T.reinterpret("int8x32", T.bitwise_and(packed, T.broadcast(mask, 8)))
-                                high: T.let[T.int8x32] = T.reinterpret("int8x32", T.bitwise_and(
-                                    T.shift_right(packed, T.broadcast(T.int32(4), 8)), T.broadcast(mask, 8)))
-                                dot: T.let[T.int32x8] = T.call_llvm_pure_intrin(
-                                    T.llvm_lookup_intrinsic_id(DPBUSD),
-                                    T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(DPBUSD), zero, low, even,
-                                                            dtype="int32x8"),
-                                    high, odd, dtype="int32x8")
-                                # the two groups' scales, each over its 4 lanes
-                                w_scale: T.let[T.float32x8] = T.Shuffle(
-                                    [T.Cast("float32x2", q_scale[task * ROWS_PER_TASK + j, T.ramp(step * 2, 1, 2)])] * 4,
-                                    [0, 0, 0, 0, 1, 1, 1, 1])
+                                row: T.let[T.int32] = task * ROWS_PER_TASK + j
+                                packed: T.let[T.int32x8] = T.reinterpret(
+                                    "int32x8", q_weight[row, T.ramp(step * 8, 1, 8)])
+                                dot: T.let[T.int32x8] = _dot(_dot(zero, _low(packed), even), _high(packed), odd)
                                 acc[T.ramp(j * 8, 1, 8)] = acc[T.ramp(j * 8, 1, 8)] + T.Cast("float32x8", dot) * (
-                                    w_scale * act_scale)
+                                    _group_scales(q_scale, row, step) * act_scale)
                         for j in T.serial(ROWS_PER_TASK):
                             out[r, task * ROWS_PER_TASK + j] = (
                                 acc[j * 8] + acc[j * 8 + 1] + acc[j * 8 + 2] + acc[j * 8 + 3]
