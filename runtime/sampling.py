@@ -42,14 +42,42 @@ def apply_penalties(logits: np.ndarray, params: SamplingParams, prompt: list[int
 def choose(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> int:
     if params.temperature <= 0:
         return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / params.temperature
+    scaled = logits.astype(np.float32) / np.float32(params.temperature)
     probs = np.exp(scaled - scaled.max())
-    probs /= probs.sum()
-    if params.top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        cumulative = np.cumsum(probs[order])
-        keep = order[: int(np.searchsorted(cumulative, params.top_p)) + 1]
-        mask = np.zeros_like(probs)
-        mask[keep] = probs[keep]
-        probs = mask / mask.sum()
-    return int(rng.choice(len(probs), p=probs))
+    ids = nucleus(probs, params.top_p) if params.top_p < 1.0 else None
+    k = inverse_cdf(probs if ids is None else probs[ids], rng.random())
+    return k if ids is None else int(ids[k])
+
+
+CDF_BLOCK = 256
+
+
+def inverse_cdf(weights: np.ndarray, u: float) -> int:
+    """The index whose slice of the cumulative weights holds u * total (what Generator.choice(p=...)
+    picks for the uniform draw u); never a zero weight. A cumulative sum is sequential and costs
+    more than the rest of sampling over a whole vocabulary, so blocks are summed first and only
+    the chosen block is scanned."""
+    blocks = np.pad(weights, (0, -len(weights) % CDF_BLOCK)).reshape(-1, CDF_BLOCK).sum(axis=1, dtype=np.float64)
+    ends = np.cumsum(blocks)
+    target = u * ends[-1]
+    b = min(int(np.searchsorted(ends, target, side="right")), len(ends) - 1)
+    block = weights[b * CDF_BLOCK:(b + 1) * CDF_BLOCK]
+    k = int(np.searchsorted(np.cumsum(block, dtype=np.float64), target - (ends[b - 1] if b else 0.0), side="right"))
+    k = int(np.flatnonzero(block[:k + 1])[-1])  # rounding can step past the block's last weight
+    return b * CDF_BLOCK + k
+
+
+def nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Ids of the most likely tokens, most likely first (ties: lower id first), up to and including
+    the one where their share of the total reaches top_p. Sorting the whole vocabulary costs as much
+    as a decode step, so only the tokens above a threshold are sorted: the threshold drops until
+    they hold enough mass, and everything below it is less likely than all of them."""
+    mass = top_p * probs.sum(dtype=np.float64)
+    threshold = probs.max()
+    while True:
+        threshold = threshold / 16
+        ids = np.flatnonzero(probs >= threshold)
+        if threshold == 0 or probs[ids].sum(dtype=np.float64) >= mass:
+            break
+    ids = ids[np.argsort(-probs[ids], kind="stable")]
+    return ids[: int(np.searchsorted(np.cumsum(probs[ids], dtype=np.float64), mass)) + 1]
