@@ -59,6 +59,42 @@ def _online_softmax_update(s, m, m_new, l_sum, acc, d):
         m[r] = m_new[r]
 
 
+@T.macro
+def _start_tile(qt, m, l_sum, acc, q, q0, rows, last_row, h, d, scale):
+    """Load the tile's query rows (transposed, pre-scaled into base 2; rows past the end are 0)
+    and reset the running softmax state."""
+    for x, r in T.grid(d, TILE):
+        qt[x, r] = T.if_then_else(r < rows, T.cast(q[T.min(q0 + r, last_row), h, x], "float32")
+                                  * scale * T.float32(LOG2E), T.float32(0))
+    for r in T.serial(TILE):
+        m[r] = T.float32(NEG)
+        l_sum[r] = T.float32(0)
+        for x in T.vectorized(d):
+            acc[r, x] = T.float32(0)
+
+
+@T.macro
+def _mask_block(s, kb, n_keys, rows, visible, k_pos0, q_rope_position, q0, last_row):
+    """Scores of keys past the end, of padding rows and of keys a query may not see -> MASKED."""
+    for jj in T.serial(TILE):
+        for r in T.vectorized(TILE):
+            s[jj, r] = T.if_then_else(
+                kb * TILE + jj < n_keys and r < rows
+                and visible(k_pos0 + kb * TILE + jj, q_rope_position[T.min(q0 + r, last_row)]),
+                s[jj, r], T.float32(MASKED))
+
+
+@T.macro
+def _finish_tile(output, lse, acc, m, l_sum, q0, rows, h, d, dtype):
+    """Normalized outputs and log2-sum-exp2 of the tile's real rows (rows that saw no key: 0, NEG)."""
+    for r in T.serial(rows):
+        for x in T.vectorized(d):
+            output[q0 + r, h, x] = T.cast(T.if_then_else(
+                l_sum[r] > T.float32(0), acc[r, x] / l_sum[r], T.float32(0)), dtype)
+        lse[q0 + r, h] = T.if_then_else(l_sum[r] > T.float32(0), m[r] + T.log2(l_sum[r]),
+                                        T.float32(NEG))
+
+
 def _visible(window: int, sink: int):
     def visible(k_pos, q_pos):
         if window <= 0:
@@ -114,14 +150,7 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
                     last_q: T.let[T.int32] = q_rope_position[q0 + rows - 1]
                     # keys past the tile's last query position are masked for every row
                     n_seen: T.let[T.int32] = T.max(0, T.min(n_keys, last_q - k_rope_pos_offset[b] + 1))
-                    for x, r in T.grid(d, TILE):
-                        qt[x, r] = T.if_then_else(r < rows, T.cast(q[T.min(q0 + r, qo_len - 1), h, x], "float32")
-                                                  * sm_scale * T.float32(LOG2E), T.float32(0))
-                    for r in T.serial(TILE):
-                        m[r] = T.float32(NEG)
-                        l_sum[r] = T.float32(0)
-                        for x in T.vectorized(d):
-                            acc[r, x] = T.float32(0)
+                    _start_tile(qt, m, l_sum, acc, q, q0, rows, qo_len - 1, h, d, sm_scale)
                     for kb in T.serial(T.ceildiv(n_seen, TILE)):
                         for jj in T.serial(TILE):
                             for r in T.vectorized(TILE):
@@ -130,25 +159,15 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
                                 for r in T.vectorized(TILE):
                                     s[jj, r] = s[jj, r] + qt[x, r] * T.cast(
                                         k[k0 + T.min(kb * TILE + jj, n_keys - 1), h // group, x], "float32")
-                        for jj in T.serial(TILE):
-                            for r in T.vectorized(TILE):
-                                s[jj, r] = T.if_then_else(
-                                    kb * TILE + jj < n_keys and r < rows
-                                    and visible(k_rope_pos_offset[b] + kb * TILE + jj,
-                                                q_rope_position[T.min(q0 + r, qo_len - 1)]),
-                                    s[jj, r], T.float32(MASKED))
+                        _mask_block(s, kb, n_keys, rows, visible, k_rope_pos_offset[b], q_rope_position, q0,
+                                    qo_len - 1)
                         _online_softmax_update(s, m, m_new, l_sum, acc, d)
                         for r in T.serial(TILE):
                             for jj in T.unroll(TILE):
                                 for x in T.vectorized(d):
                                     acc[r, x] = acc[r, x] + s[jj, r] * T.cast(
                                         v[k0 + T.min(kb * TILE + jj, n_keys - 1), h // group, x], "float32")
-                    for r in T.serial(rows):
-                        for x in T.vectorized(d):
-                            output[q0 + r, h, x] = T.cast(T.if_then_else(
-                                l_sum[r] > T.float32(0), acc[r, x] / l_sum[r], T.float32(0)), dtype)
-                        lse[q0 + r, h] = T.if_then_else(l_sum[r] > T.float32(0), m[r] + T.log2(l_sum[r]),
-                                                        T.float32(NEG))
+                    _finish_tile(output, lse, acc, m, l_sum, q0, rows, h, d, dtype)
 
     return attention_prefill_ragged
 
@@ -203,14 +222,7 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                     n_pages: T.let[T.int32] = page_indptr[b + 1] - first_page
                     n_keys: T.let[T.int32] = T.if_then_else(
                         n_pages > 0, (n_pages - 1) * page_size + last_page_len[b], 0)
-                    for x, r in T.grid(d, TILE):
-                        qt[x, r] = T.if_then_else(r < rows, T.cast(q[T.min(q0 + r, total_len - 1), h, x], "float32")
-                                                  * sm_scale * T.float32(LOG2E), T.float32(0))
-                    for r in T.serial(TILE):
-                        m[r] = T.float32(NEG)
-                        l_sum[r] = T.float32(0)
-                        for x in T.vectorized(d):
-                            acc[r, x] = T.float32(0)
+                    _start_tile(qt, m, l_sum, acc, q, q0, rows, total_len - 1, h, d, sm_scale)
                     for kb in T.serial(n_pages):
                         page: T.let[T.int32] = page_values[first_page + kb]
                         for jj in T.serial(TILE):
@@ -220,25 +232,15 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                                 for r in T.vectorized(TILE):
                                     s[jj, r] = s[jj, r] + qt[x, r] * T.cast(
                                         pages[page, 0, h // group, jj, x], "float32")
-                        for jj in T.serial(TILE):
-                            for r in T.vectorized(TILE):
-                                s[jj, r] = T.if_then_else(
-                                    kb * TILE + jj < n_keys and r < rows
-                                    and visible(k_rope_pos_offset[b] + kb * TILE + jj,
-                                                q_rope_position[T.min(q0 + r, total_len - 1)]),
-                                    s[jj, r], T.float32(MASKED))
+                        _mask_block(s, kb, n_keys, rows, visible, k_rope_pos_offset[b], q_rope_position, q0,
+                                    total_len - 1)
                         _online_softmax_update(s, m, m_new, l_sum, acc, d)
                         for r in T.serial(TILE):
                             for jj in T.unroll(TILE):
                                 for x in T.vectorized(d):
                                     acc[r, x] = acc[r, x] + s[jj, r] * T.cast(
                                         pages[page, 1, h // group, T.min(jj, n_keys - kb * TILE - 1), x], "float32")
-                    for r in T.serial(rows):
-                        for x in T.vectorized(d):
-                            output[q0 + r, h, x] = T.cast(T.if_then_else(
-                                l_sum[r] > T.float32(0), acc[r, x] / l_sum[r], T.float32(0)), dtype)
-                        lse[q0 + r, h] = T.if_then_else(l_sum[r] > T.float32(0), m[r] + T.log2(l_sum[r]),
-                                                        T.float32(NEG))
+                    _finish_tile(output, lse, acc, m, l_sum, q0, rows, h, d, dtype)
 
     return attention_prefill_paged
 

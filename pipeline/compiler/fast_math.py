@@ -14,6 +14,8 @@ import tvm_ffi
 from tvm import tirx
 from tvm.script import tirx as T
 
+from .primfuncs import map_prim_funcs
+
 LOG2E = math.log2(math.e)
 # 2^f on [-0.5, 0.5], highest degree first (Cephes exp2f).
 EXP2_POLY = (1.535336188319500e-4, 1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2,
@@ -67,15 +69,4 @@ def _rewrite_call(call: tvm.ir.expr.Call) -> tirx.PrimExpr:
 @tvm.transform.module_pass(opt_level=0, name="FastTranscendentals")
 def fast_transcendentals(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
     """Every float32 exp, exp2 and sigmoid in the module's TIR functions, as polynomials."""
-    updates = {}
-    for gv, func in mod.functions_items():
-        if isinstance(func, tirx.PrimFunc):
-            new = tvm_ffi.structural_map(func, [(tvm.ir.expr.Call, _rewrite_call)])
-            if not new.same_as(func):
-                updates[gv] = new
-    if not updates:
-        return mod
-    mod = mod.clone()
-    for gv, func in updates.items():
-        mod[gv] = func
-    return mod
+    return map_prim_funcs(mod, lambda _name, func: tvm_ffi.structural_map(func, [(tvm.ir.expr.Call, _rewrite_call)]))

@@ -24,6 +24,8 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
+from .primfuncs import map_prim_funcs
+
 GEMV_MAX_ROWS = 8
 MIN_PARALLEL_ROWS = 4
 ROWS_PER_TASK = 4
@@ -181,19 +183,12 @@ def _uses(expr, var) -> bool:
 
 @tvm.transform.module_pass(opt_level=0, name="ScheduleCPU")
 def schedule_cpu(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-    updates = {}
-    for gv, func in mod.functions_items():
-        if not isinstance(func, tirx.PrimFunc) or (func.attrs and func.attrs.get("tirx.is_scheduled")):
-            continue
+    def scheduled(name: str, func: tirx.PrimFunc) -> tirx.PrimFunc | None:
+        if func.attrs and func.attrs.get("tirx.is_scheduled"):
+            return None
         try:
-            scheduled = schedule(func)
+            return schedule(func)
         except s_tir.ScheduleError as exc:
-            raise RuntimeError(f"scheduling {gv.name_hint} failed: {exc}") from exc
-        if scheduled is not None:
-            updates[gv] = scheduled
-    if not updates:
-        return mod
-    mod = mod.clone()
-    for gv, func in updates.items():
-        mod[gv] = func
-    return mod
+            raise RuntimeError(f"scheduling {name} failed: {exc}") from exc
+
+    return map_prim_funcs(mod, scheduled)
