@@ -126,8 +126,8 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     mod, params = model.export_tvm(spec=model.spec())
     check_params(params, spec["params"])
     on_gpu = target.kind.name != "llvm"
-    for name, kernel in (logit_kernels.GPU_KERNELS if on_gpu else logit_kernels.KERNELS).items():
-        mod[tvm.ir.GlobalVar(name)] = kernel
+    for name, kernel in logit_kernels.KERNELS.items():
+        mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
     planned = passes.run(mod, passes.optimize(bounds, schedule_pass(target, spec["opt"]))
                          + passes.vm_lowering()[:5], target)
