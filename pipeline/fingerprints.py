@@ -68,13 +68,18 @@ def _version_output(*names: str) -> str | None:
         return ""
 
 
-@functools.cache
-def cc() -> str:
-    """First line of the system C compiler's --version (the linker driver for .so files)."""
-    out = _version_output("cc", "gcc", "clang")
+def _first_line(*names: str) -> str:
+    """First line of the first installed name's --version: "absent" if none is, "unknown" if it says nothing."""
+    out = _version_output(*names)
     if out is None:
         return "absent"
     return out.splitlines()[0].strip() if out else "unknown"
+
+
+@functools.cache
+def cc() -> str:
+    """First line of the system C compiler's --version (the linker driver for .so files)."""
+    return _first_line("cc", "gcc", "clang")
 
 
 @functools.cache
@@ -89,18 +94,12 @@ def nvcc() -> str:
 @functools.cache
 def lld() -> str:
     exe = which("ld.lld") or which("ld64.lld")
-    if exe is None:
-        return "absent"
-    out = _version_output(exe) or ""
-    return out.splitlines()[0].strip() if out else "unknown"
+    return _first_line(exe) if exe else "absent"
 
 
 @functools.cache
 def emcc() -> str:
-    out = _version_output("emcc")
-    if out is None:
-        return "absent"
-    return out.splitlines()[0].strip() if out else "unknown"
+    return _first_line("emcc")
 
 
 TOOLS = {

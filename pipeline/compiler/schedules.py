@@ -29,7 +29,7 @@ from .primfuncs import map_prim_funcs
 
 GEMV_MAX_ROWS = 8
 MIN_PARALLEL_ROWS = 4
-ROWS_PER_TASK = 4
+ROW_GROUP = 4  # GEMV rows per inner loop; threads take PARALLEL_CHUNKS runs of these groups
 PREFILL_TILE = {"m": 8, "n": 32}
 
 
@@ -117,8 +117,7 @@ def _gemv(sch, acc, weight, epilogue) -> None:
     *batch, n, k = sch.get_loops(acc)
     m = sch.fuse(*batch) if len(batch) > 1 else (batch[0] if batch else sch.add_unit_loop(acc))
     lanes = _lanes(_extent(sch, k))
-    rows_per_task = _lanes(_extent(sch, n), (ROWS_PER_TASK, 2))
-    no, ni = sch.split(n, [None, rows_per_task])
+    no, ni = sch.split(n, [None, _lanes(_extent(sch, n), (ROW_GROUP, 2))])
     ko, ki = sch.split(k, [None, lanes])
     sch.reorder(m, no, ni, ko, ki)
     # rfactor leaves the original loops to the write-back block and gives the partial sums a
@@ -135,7 +134,8 @@ def _gemv(sch, acc, weight, epilogue) -> None:
     # buffer inside a parallel loop comes from TVM's workspace pool (a call per iteration, and
     # the input reloaded into registers after it), which cost decode 10-20%.
     tasks = sch.fuse(m, no)
-    if not isinstance(_extent(sch, tasks), int) or _extent(sch, tasks) > PARALLEL_CHUNKS:
+    groups = _extent(sch, tasks)
+    if not isinstance(groups, int) or groups > PARALLEL_CHUNKS:
         tasks, _ = sch.split(tasks, [PARALLEL_CHUNKS, None])
     sch.parallel(tasks)
     sch.decompose_reduction(partial, part_ko)  # last: other primitives want the init inside the block
