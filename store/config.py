@@ -23,7 +23,7 @@ def remote_settings(root: Path, url: str | None = None, read_only: bool | None =
         except (tomllib.TOMLDecodeError, OSError) as exc:
             raise ValueError(f"{config} is not valid TOML: {exc}") from None
     url = url or os.environ.get("LLMC_REMOTE") or section.get("url") or None
-    if read_only is None or read_only is False:
+    if not read_only:
         env = os.environ.get("LLMC_REMOTE_READ_ONLY")
         read_only = bool(read_only) or (env.lower() in TRUE if env else bool(section.get("read_only", False)))
     return url, read_only

@@ -45,6 +45,11 @@ class Remote:
         self.progress = _null_progress      # (description, total bytes) -> context with .advance(n)
         self.warn = lambda message: print(f"warning: {message}", file=sys.stderr)
 
+    @staticmethod
+    def _mirror(store, local: Path) -> str:
+        """Where a file of the local store lives on the remote, which mirrors the local layout."""
+        return local.relative_to(store.root).as_posix()
+
     # ---- guarded access -------------------------------------------------------------------
     def _try(self, what: str, fn, *args):
         """A backend call, or FAILED: a missing object or a failing remote (which is then switched off)."""
@@ -80,7 +85,7 @@ class Remote:
         """Copy an action entry and its artifact into the local store; True on a verified hit."""
         if self.broken:
             return False
-        entry_path = f"actions/{key[:2]}/{key}"
+        entry_path = self._mirror(store, store.action_path(key))
         if self._try("looking up an action", self.backend.size, entry_path) in (FAILED, None):
             return False
         tmp = atomic.temp_path(store.tmp)
@@ -108,7 +113,7 @@ class Remote:
         """Manifest and blobs into the local store, every digest checked before it is published."""
         if store.has_artifact(manifest_digest):
             return True
-        mpath = f"manifests/{digest.object_name(manifest_digest).as_posix()}"
+        mpath = self._mirror(store, store.manifest_path(manifest_digest))
         mtmp = self._fetch_verified(store, mpath, "manifest", manifest_digest)
         if mtmp is None:
             return False
@@ -123,7 +128,7 @@ class Remote:
         try:
             with self.progress(f"fetch {len(missing)} objects", sum(e.size for e in missing)) as bar:
                 for e in missing:
-                    path = f"blobs/{digest.object_name(e.digest).as_posix()}"
+                    path = self._mirror(store, store.blob_path(e.digest))
                     blob = self._fetch_verified(store, path, "blob", e.digest)
                     if blob is None:
                         return False
@@ -139,7 +144,8 @@ class Remote:
             mtmp.unlink(missing_ok=True)
 
     # ---- write-through --------------------------------------------------------------------
-    def _put_if_absent(self, local: Path, path: str, size: int) -> bool:
+    def _put_if_absent(self, store, local: Path, size: int) -> bool:
+        path = self._mirror(store, local)
         if path not in self.corrupt and self._try("checking an object", self.backend.size, path) == size:
             return True
         return self._try(f"uploading {path}", self.backend.put_file, path, local) is not FAILED
@@ -151,27 +157,25 @@ class Remote:
         m = store.get_manifest(manifest_digest)
         with self.progress(f"push {len(m)} objects", m.total_size) as bar:
             for e in m:
-                if not self._put_if_absent(store.blob_path(e.digest),
-                                           f"blobs/{digest.object_name(e.digest).as_posix()}", e.size):
+                if not self._put_if_absent(store, store.blob_path(e.digest), e.size):
                     return False
                 bar.advance(e.size)
-        return self._put_if_absent(store.manifest_path(manifest_digest),
-                                   f"manifests/{digest.object_name(manifest_digest).as_posix()}",
-                                   digest.size_of(manifest_digest))
+        return self._put_if_absent(store, store.manifest_path(manifest_digest), digest.size_of(manifest_digest))
 
     def push_action(self, store, key: str) -> bool:
         """The artifact, then the entry last (the remote's commit point)."""
         entry = store.get_action(key)
         if entry is None or not self.push_artifact(store, entry.manifest):
             return False
-        return self._try("uploading an action", self.backend.put_file, f"actions/{key[:2]}/{key}",
-                         store.action_path(key)) is not FAILED
+        local = store.action_path(key)
+        return self._try("uploading an action", self.backend.put_file, self._mirror(store, local), local) is not FAILED
 
     def push_ref(self, store, name: str) -> bool:
         manifest = store.get_ref(name)
         if manifest is None or not self.push_artifact(store, manifest):
             return False
-        return self._try("uploading a ref", self.backend.put_file, f"refs/{name}", store.refs / name) is not FAILED
+        local = store.refs / name
+        return self._try("uploading a ref", self.backend.put_file, self._mirror(store, local), local) is not FAILED
 
     def pull(self, store, name: str) -> str:
         """A whole artifact by remote ref name or manifest digest; returns its manifest digest."""
@@ -180,7 +184,7 @@ class Remote:
         else:
             tmp = atomic.temp_path(store.tmp)
             try:
-                if self._try("fetching a ref", self.backend.get_file, f"refs/{name}", tmp) is FAILED:
+                if self._try("fetching a ref", self.backend.get_file, self._mirror(store, store.refs / name), tmp) is FAILED:
                     raise RemoteUnavailable(self.broken or f"remote {self.url} has no ref {name!r}")
                 manifest = tmp.read_text().strip()
             finally:

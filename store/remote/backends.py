@@ -42,12 +42,6 @@ class FileBackend:
         shutil.copyfile(src, tmp)
         os.replace(tmp, target)  # readers of a shared mount never see half an object
 
-    def list(self, prefix: str) -> list[str]:
-        base = self.root / prefix
-        if not base.exists():
-            return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-
 
 class S3Backend:
     """s3://bucket/prefix through s3fs; credentials and endpoint from the usual AWS variables."""
@@ -82,13 +76,6 @@ class S3Backend:
 
     def put_file(self, path: str, src: Path) -> None:
         self.fs.put_file(str(src), self._key(path))
-
-    def list(self, prefix: str) -> list[str]:
-        try:
-            found = self.fs.find(self._key(prefix))
-        except FileNotFoundError:
-            return []
-        return sorted(f[len(self.base) + 1:] for f in found)
 
 
 def open_backend(url: str):
