@@ -84,10 +84,10 @@ class _Linear(nn.Module):
         y = nn.op.tensor_expr_op(
             lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), n, k, self.out_dtype, "matmul"),
             "matmul", [x, *self._params()])
-        if self.bias is None:
-            return y
-        bias = self.bias if self.bias.dtype == self.out_dtype else self.bias.astype(self.out_dtype)
-        return y + bias
+        return self._with_bias(y)
+
+    def _with_bias(self, y: nn.Tensor) -> nn.Tensor:
+        return y if self.bias is None else y + _as_dtype(self.bias, self.out_dtype)
 
 
 class GroupQuantLinear(_Linear):
@@ -114,11 +114,7 @@ class GroupQuantLinear(_Linear):
         if not (self.int8_decode and _one_token(x)):
             return super().forward(x)
         y = _int8_gemv(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
-        if self.out_dtype != "float32":
-            y = y.astype(self.out_dtype)
-        if self.bias is None:
-            return y
-        return y + (self.bias if self.bias.dtype == self.out_dtype else self.bias.astype(self.out_dtype))
+        return self._with_bias(_as_dtype(y, self.out_dtype))
 
 
 class AWQLinear(_Linear):
@@ -206,6 +202,11 @@ class Embedding(nn.Module):
             "lm_head", [x, *self._params()])
 
 
+def _as_dtype(t: nn.Tensor, dtype: str) -> nn.Tensor:
+    """t in dtype, with no cast op when it already is."""
+    return t if t.dtype == dtype else t.astype(dtype)
+
+
 def _one_token(x: nn.Tensor) -> bool:
     """Decode-shaped input: one token per sequence (a GEMV, not a prefill matmul)."""
     return isinstance(x.shape[-2], int) and x.shape[-2] == 1
@@ -261,8 +262,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter((size,), dtype)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
-        w = self.weight if self.weight.dtype == x.dtype else self.weight.astype(x.dtype)
-        return nn.op.rms_norm(x, w, axes=-1, epsilon=self.eps)
+        return nn.op.rms_norm(x, _as_dtype(self.weight, x.dtype), axes=-1, epsilon=self.eps)
 
 
 class LayerNorm(nn.Module):
@@ -272,5 +272,5 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter((size,), dtype)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
-        cast = (lambda p: p) if self.weight.dtype == x.dtype else (lambda p: p.astype(x.dtype))
-        return nn.op.layer_norm(x, [x.shape[-1]], cast(self.weight), cast(self.bias), eps=self.eps)
+        return nn.op.layer_norm(x, [x.shape[-1]], _as_dtype(self.weight, x.dtype), _as_dtype(self.bias, x.dtype),
+                                eps=self.eps)
