@@ -19,8 +19,8 @@ SIZE_KEYS = ("context_window_size", "sliding_window_size", "prefill_chunk_size",
 OVERRIDE_ALIASES = {"sliding_window": "sliding_window_size"}
 # MLC's --opt flags; none of them exists in this TVM build or for these targets.
 MLC_FLAGS = ("flashinfer", "cublas_gemm", "faster_transformer", "cudagraph", "cutlass")
-# int8_activations: decode GEMVs of 4-bit layers with int8-quantized activations and integer dot
-# products (AVX512-VNNI / AVX-VNNI); not exact, so only at O3 ("may break things") or when asked for.
+# int8_activations: the matmuls of 4-bit layers (prefill and decode) with int8-quantized activations and
+# integer dot products (AVX512-VNNI / AVX-VNNI); not exact, so only at O3 ("may break things") or when asked.
 LLMC_FLAGS = ("cpu_schedules", "int8_activations")
 OPT_LEVELS = {
     "O0": {"cpu_schedules": False, "int8_activations": False},
@@ -94,9 +94,9 @@ def _int8_unavailable(device: targets.Device, quant: str) -> str | None:
         return f"apply to 4-bit group quantization (q4f16_1, q4f32_1), not {quant or 'this model'}"
     import tvm
 
-    from .compiler import int8_gemv
+    from .compiler import int8_matmul
 
-    if not int8_gemv.supported(tvm.target.Target(device.target)):
+    if not int8_matmul.supported(tvm.target.Target(device.target)):
         return f"need AVX512-VNNI or AVX-VNNI, which {device.target.get('mcpu', 'this CPU')} lacks"
     return None
 

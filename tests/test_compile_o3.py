@@ -1,4 +1,4 @@
-"""--opt O3: decode GEMVs with int8 activations, against the exact (O2) library of the same weights."""
+"""--opt O3: int8-activation matmuls (prefill GEMM, decode GEMV) against the exact (O2) library of the same weights."""
 import numpy as np
 import pytest
 

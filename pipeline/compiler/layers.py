@@ -12,7 +12,7 @@ from tvm import te, tirx
 from tvm.relax.frontend import nn
 
 from ..quantization import AWQ_ORDER, Scheme
-from . import int8_gemv
+from . import int8_matmul
 
 
 def _dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
@@ -101,7 +101,7 @@ class GroupQuantLinear(_Linear):
         self.q_scale = nn.Parameter((out_features, groups) if self.nk else (groups, out_features), s.model_dtype)
         self._add_bias(bias, bias_dtype or s.model_dtype)
 
-    int8_decode = False  # set by use_int8_decode
+    int8_activations = False  # set by use_int8_activations
 
     def _params(self) -> list:
         return [self.q_weight, self.q_scale]
@@ -111,9 +111,9 @@ class GroupQuantLinear(_Linear):
         return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, self.nk, self.act)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
-        if not (self.int8_decode and _one_token(x)):
+        if not self.int8_activations:
             return super().forward(x)
-        y = _int8_gemv(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
+        y = _int8_matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
         return self._with_bias(_as_dtype(y, self.out_dtype))
 
 
@@ -191,12 +191,12 @@ class Embedding(nn.Module):
 
         return nn.op.tensor_expr_op(take, "embed", [ids, *self._params()])
 
-    int8_decode = False  # set by use_int8_decode
+    int8_activations = False  # set by use_int8_activations
 
     def lm_head(self, x: nn.Tensor) -> nn.Tensor:
         vocab, dim = self.vocab, self.dim
-        if self.int8_decode and _one_token(x):
-            return _int8_gemv(x, self.q_weight, self.q_scale, vocab, dim)
+        if self.int8_activations:
+            return _int8_matmul(x, self.q_weight, self.q_scale, vocab, dim)
         return nn.op.tensor_expr_op(
             lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), vocab, dim, "float32", "lm_head"),
             "lm_head", [x, *self._params()])
@@ -212,36 +212,40 @@ def _one_token(x: nn.Tensor) -> bool:
     return isinstance(x.shape[-2], int) and x.shape[-2] == 1
 
 
-def _int8_gemv(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n: int, k: int) -> nn.Tensor:
+def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n: int, k: int) -> nn.Tensor:
+    """x W^T with x quantized to int8: a GEMV for one token per sequence, else a prefill GEMM over
+    rows padded to whole token tiles."""
     rows = 1
     for d in x.shape[:-1]:
         rows = rows * d
+    decode = _one_token(x)
+    tile = 1 if decode else int8_matmul.TOKEN_TILE
+    padded = rows if decode else (rows + tile - 1) // tile * tile
     flat = nn.op.reshape(x, (rows, k))
-    act = nn.op.tensor_ir_op(int8_gemv.quantize_activations(k), "quantize_int8", [flat], [
-        nn.Tensor.placeholder((rows, k // 2), "int8"), nn.Tensor.placeholder((rows, k // 2), "int8"),
-        nn.Tensor.placeholder((rows, k // 8), "int32"), nn.Tensor.placeholder((rows, k // 8), "float32")])
-    y = nn.op.tensor_ir_op(int8_gemv.gemv(n, k, q_scale.dtype), "q4_int8_gemv", [*act, q_weight, q_scale],
+    act = nn.op.tensor_ir_op(int8_matmul.quantize_activations(k, parallel=not decode), "quantize_int8", [flat], [
+        nn.Tensor.placeholder((padded, k // 2), "int8"), nn.Tensor.placeholder((padded, k // 2), "int8"),
+        nn.Tensor.placeholder((padded, k // 8), "int32"), nn.Tensor.placeholder((padded, k // 8), "float32")])
+    kernel, name = (int8_matmul.gemv, "q4_int8_gemv") if decode else (int8_matmul.gemm, "q4_int8_gemm")
+    y = nn.op.tensor_ir_op(kernel(n, k, q_scale.dtype), name, [*act, q_weight, q_scale],
                            nn.Tensor.placeholder((rows, n), "float32"))
     return nn.op.reshape(y, (*x.shape[:-1], n))
 
 
-def int8_decode_ok(s: Scheme, n: int, k: int) -> bool:
-    """The layers int8_gemv covers: MLC's 4-bit group-32 NK layout with the zero point it assumes."""
-    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == int8_gemv.GROUP
-            and s.max_int == int8_gemv.ZERO_POINT and int8_gemv.shape_ok(n, k))
+def int8_ok(s: Scheme, n: int, k: int) -> bool:
+    """The layers int8_matmul covers: MLC's 4-bit group-32 NK layout with the zero point it assumes."""
+    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == int8_matmul.GROUP
+            and s.max_int == int8_matmul.ZERO_POINT and int8_matmul.shape_ok(n, k))
 
 
-def use_int8_decode(model: nn.Module) -> int:
-    """Switch every eligible 4-bit layer of model to int8-activation GEMVs for one-token inputs
-    (--opt O3); prefill matmuls stay exact. Returns how many layers were switched."""
+def use_int8_activations(model: nn.Module) -> int:
+    """Switch every eligible 4-bit layer of model to matmuls with int8-quantized activations
+    (--opt O3), decode and prefill. Returns how many layers were switched."""
     switched = 0
     for module in _modules(model):
-        if isinstance(module, GroupQuantLinear) and int8_decode_ok(module.scheme, module.out_features,
-                                                                   module.in_features):
-            module.int8_decode, switched = True, switched + 1
-        elif isinstance(module, Embedding) and module.quantized and int8_decode_ok(module.scheme, module.vocab,
-                                                                                   module.dim):
-            module.int8_decode, switched = True, switched + 1
+        if isinstance(module, GroupQuantLinear) and int8_ok(module.scheme, module.out_features, module.in_features):
+            module.int8_activations, switched = True, switched + 1
+        elif isinstance(module, Embedding) and module.quantized and int8_ok(module.scheme, module.vocab, module.dim):
+            module.int8_activations, switched = True, switched + 1
     return switched
 
 

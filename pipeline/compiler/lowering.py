@@ -17,7 +17,7 @@ from tvm import relax
 from tvm.relax import vm_build
 
 from ..quantization import scheme as quant_scheme
-from . import cuda, fast_math, functions, gpt_neox, gpu, int8_gemv, layers, llama, logit_kernels, passes, schedules
+from . import cuda, fast_math, functions, gpt_neox, gpu, int8_matmul, layers, llama, logit_kernels, passes, schedules
 
 ARCHITECTURES = {"llama": llama, "mistral": llama, "gpt_neox": gpt_neox}
 
@@ -49,8 +49,8 @@ def build_model(spec: dict, target):
     model.target = target
     model.hidden_size = cfg["hidden_size"]
     model.prefill_chunk_size = spec["prefill_chunk_size"]
-    if spec["opt"].get("int8_activations") and int8_gemv.supported(target):
-        layers.use_int8_decode(model)
+    if spec["opt"].get("int8_activations") and int8_matmul.supported(target):
+        layers.use_int8_activations(model)
     return model
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from .int8_gemv import PARALLEL_CHUNKS
+from .int8_matmul import PARALLEL_CHUNKS
 from .primfuncs import map_prim_funcs
 
 GEMV_MAX_ROWS = 8

@@ -6,7 +6,7 @@ from pathlib import Path
 from .. import floats
 
 NAME = "lower"
-VERSION = "12"
+VERSION = "13"
 def TOOLS(options: dict, target: dict | None) -> tuple[str, ...]:  # noqa: N802 - the stage protocol's name
     """nvcc builds CUDA kernels inside lower (at TVM's build time), so its version keys CUDA libraries."""
     cuda = target is not None and target.get("kind") == "cuda"

@@ -1,0 +1,244 @@
+"""Matmuls with int8 activations and integer dot products (--opt O3).
+
+llama.cpp's trick for 4-bit weights on CPUs: quantize each activation row to int8 per
+group of 32 and multiply it with the weights' 4-bit integers using the CPU's
+u8 x s8 dot-product instruction (VPDPBUSD: AVX512-VNNI or AVX-VNNI), applying the
+float scales once per group. Exact kernels stay the default (O2); these change the
+numerics by the activations' rounding (~0.4% of a group's largest value).
+
+MLC's 4-bit layout (q4f*_1): row n of `q_weight` [N, K/8] holds 8 nibbles per uint32,
+element k at bits 4*(k % 8) of word k // 8, stored as q + 7 with q in [-7, 8];
+`q_scale` [N, K/32]. So byte b of a row holds elements 2b (low nibble) and 2b+1 (high
+nibble). Masking a 32-byte vector with 0x0F gives the even elements, shifting by 4 the
+odd ones; the activations are laid out to match:
+
+- xe [t, K/2] int8: the row's even elements, xo [t, K/2]: its odd ones, as round(x / sx)
+  with sx = max|x| / 127 over each group of 32;
+- corr [t, K/8] int32: -7 * (sum of the 8 quantized elements one int32 lane covers), the
+  zero point, preloaded into the accumulator;
+- sx [t, K/8] float32: each lane's group scale (a group spans 4 lanes).
+
+One step covers 64 elements (two groups) with two 256-bit VPDPBUSD, then converts the 8
+lane sums to float and accumulates them times weight scale x activation scale.
+
+- `gemv` (decode, one token per sequence): one weight row at a time against every token.
+- `gemm` (prefill): a register tile of WEIGHT_ROWS rows x TOKEN_TILE tokens, so each
+  unpacked weight vector serves 4 tokens and each activation load 4 rows; the token tile
+  is the outer loop of a thread's rows, so its activations stay in L1 while the weights
+  stream from L2. 1.3-1.7x the exact float prefill matmul at the SmolLM2 shapes.
+"""
+from __future__ import annotations
+
+import functools
+
+from tvm.script import tirx as T
+
+GROUP = 32
+STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
+PARALLEL_CHUNKS = 16
+DPBUSD = "llvm.x86.avx512.vpdpbusd.256"  # AVX512-VNNI with VL, or AVX-VNNI (same intrinsic in LLVM)
+ZERO_POINT = 7
+
+
+def supported(target) -> bool:
+    from tvm.target import codegen
+
+    if target.kind.name != "llvm":
+        return False
+    vnni = codegen.target_has_features("avx512vnni", target) and codegen.target_has_features("avx512vl", target)
+    return bool(vnni or codegen.target_has_features("avxvnni", target))
+
+
+def shape_ok(n: int, k: int) -> bool:
+    return k % STEP == 0
+
+
+@functools.cache  # parsing TVMScript costs ~0.1 s, and every layer asks
+def quantize_activations(k: int, parallel: bool):
+    """x [t, K] float32 -> (xe, xo, corr, sx) as described above, with tp >= t rows: the rows past t
+    (a prefill's padding to whole token tiles) are zeros. Parallel over rows for prefill; decode's
+    one row would only pay for waking the thread pool."""
+    groups = k // GROUP
+    rows = T.parallel if parallel else T.serial
+
+    @T.prim_func(private=True, s_tir=True)
+    def quantize_int8(var_x: T.handle, var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle):
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        t = T.int64()
+        tp = T.int64()
+        x = T.match_buffer(var_x, (t, k), "float32")
+        xe = T.match_buffer(var_xe, (tp, k // 2), "int8")
+        xo = T.match_buffer(var_xo, (tp, k // 2), "int8")
+        corr = T.match_buffer(var_corr, (tp, k // 8), "int32")
+        sx = T.match_buffer(var_sx, (tp, k // 8), "float32")
+        for r in rows(tp):
+            with T.sblock("quantize"):
+                T.reads()
+                T.writes()
+                amax8 = T.sblock_alloc_buffer((8,), "float32", scope="local")
+                q = T.sblock_alloc_buffer((GROUP,), "int32", scope="local")
+                for g in T.serial(groups):
+                    if r < t:
+                        amax8[T.ramp(0, 1, 8)] = T.max(
+                            T.max(T.abs(x[r, T.ramp(g * GROUP, 1, 8)]), T.abs(x[r, T.ramp(g * GROUP + 8, 1, 8)])),
+                            T.max(T.abs(x[r, T.ramp(g * GROUP + 16, 1, 8)]), T.abs(x[r, T.ramp(g * GROUP + 24, 1, 8)])))
+                        amax: T.let[T.float32] = T.max(
+                            T.max(T.max(amax8[0], amax8[1]), T.max(amax8[2], amax8[3])),
+                            T.max(T.max(amax8[4], amax8[5]), T.max(amax8[6], amax8[7])))
+                        inv: T.let[T.float32] = T.if_then_else(amax > T.float32(0), T.float32(127) / amax,
+                                                               T.float32(0))
+                        q[T.ramp(0, 1, GROUP)] = T.Cast("int32x32", T.round(
+                            x[r, T.ramp(g * GROUP, 1, GROUP)] * T.broadcast(inv, GROUP)))
+                        xe[r, T.ramp(g * (GROUP // 2), 1, GROUP // 2)] = T.Cast("int8x16", q[T.ramp(0, 2, GROUP // 2)])
+                        xo[r, T.ramp(g * (GROUP // 2), 1, GROUP // 2)] = T.Cast("int8x16", q[T.ramp(1, 2, GROUP // 2)])
+                        # lane l's sum is elements 8l..8l+7: one strided vector per position in the lane
+                        corr[r, T.ramp(g * 4, 1, 4)] = T.broadcast(T.int32(-ZERO_POINT), 4) * (
+                            q[T.ramp(0, 8, 4)] + q[T.ramp(1, 8, 4)] + q[T.ramp(2, 8, 4)] + q[T.ramp(3, 8, 4)]
+                            + q[T.ramp(4, 8, 4)] + q[T.ramp(5, 8, 4)] + q[T.ramp(6, 8, 4)] + q[T.ramp(7, 8, 4)])
+                        sx[r, T.ramp(g * 4, 1, 4)] = T.broadcast(amax / T.float32(127), 4)
+                    else:
+                        xe[r, T.ramp(g * (GROUP // 2), 1, GROUP // 2)] = T.broadcast(T.int8(0), GROUP // 2)
+                        xo[r, T.ramp(g * (GROUP // 2), 1, GROUP // 2)] = T.broadcast(T.int8(0), GROUP // 2)
+                        corr[r, T.ramp(g * 4, 1, 4)] = T.broadcast(T.int32(0), 4)
+                        sx[r, T.ramp(g * 4, 1, 4)] = T.broadcast(T.float32(0), 4)
+
+    return quantize_int8
+
+
+def _low(packed):
+    """The even elements of 32 bytes of nibbles, one per byte."""
+    return T.reinterpret("int8x32", T.bitwise_and(packed, T.broadcast(T.int32(0x0F0F0F0F), 8)))
+
+
+def _high(packed):
+    """The odd elements."""
+    return _low(T.shift_right(packed, T.broadcast(T.int32(4), 8)))
+
+
+def _dot(acc, unsigned, signed):
+    """acc (8 x int32) + sums of 4 products u8 x s8 per lane: one VPDPBUSD."""
+    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(DPBUSD), acc, unsigned, signed, dtype="int32x8")
+
+
+def _lane_sum(acc, at):
+    """The sum of acc[at:at + 8]."""
+    return (acc[at] + acc[at + 1] + acc[at + 2] + acc[at + 3]) + (acc[at + 4] + acc[at + 5] + acc[at + 6] + acc[at + 7])
+
+
+def _chunks(units: int) -> tuple[int, int]:
+    """(units per chunk, chunks): a few long parallel iterations rather than one per unit, since a
+    buffer allocated inside a parallel loop comes from TVM's workspace pool, a call per iteration."""
+    per_chunk = -(-units // PARALLEL_CHUNKS)
+    return per_chunk, -(-units // per_chunk)
+
+
+def _group_scales(q_scale, row, step):
+    """A step's two weight-group scales, each over its group's 4 lanes."""
+    pair = T.Cast("float32x2", q_scale[row, T.ramp(step * 2, 1, 2)])
+    return T.Shuffle([pair] * 4, [0, 0, 0, 0, 1, 1, 1, 1])
+
+
+@functools.cache
+def gemv(n: int, k: int, scale_dtype: str):
+    """out[t, N] = the int8 product of each activation row with the 4-bit weight [N, K]."""
+    steps = k // STEP
+    rows_per_chunk, chunks = _chunks(n)
+
+    @T.prim_func(private=True, s_tir=True)
+    def q4_int8_gemv(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
+                     q_weight: T.Buffer((n, k // 8), "uint32"), q_scale: T.Buffer((n, k // GROUP), scale_dtype),
+                     var_out: T.handle):
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        t = T.int64()
+        xe = T.match_buffer(var_xe, (t, k // 2), "int8")
+        xo = T.match_buffer(var_xo, (t, k // 2), "int8")
+        corr = T.match_buffer(var_corr, (t, k // 8), "int32")
+        sx = T.match_buffer(var_sx, (t, k // 8), "float32")
+        out = T.match_buffer(var_out, (t, n), "float32")
+        for chunk in T.parallel(chunks):
+            with T.sblock("gemv"):
+                T.reads()
+                T.writes()
+                acc = T.sblock_alloc_buffer((8,), "float32", scope="local")
+                # one weight row at a time, front to back: a single stream the prefetcher follows
+                # (interleaving rows made K=1536 rows 1.4x slower from DRAM)
+                for row_in_chunk, r in T.grid(rows_per_chunk, t):
+                    row: T.let[T.int32] = chunk * rows_per_chunk + row_in_chunk
+                    if row < n:  # the last chunk may be short
+                        acc[T.ramp(0, 1, 8)] = T.broadcast(T.float32(0), 8)
+                        for step in T.serial(steps):
+                            even: T.let[T.int8x32] = xe[r, T.ramp(step * 32, 1, 32)]
+                            odd: T.let[T.int8x32] = xo[r, T.ramp(step * 32, 1, 32)]
+                            zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
+                            packed: T.let[T.int32x8] = T.reinterpret("int32x8", q_weight[row, T.ramp(step * 8, 1, 8)])
+                            dot: T.let[T.int32x8] = _dot(_dot(zero, _low(packed), even), _high(packed), odd)
+                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", dot) * (
+                                _group_scales(q_scale, row, step) * sx[r, T.ramp(step * 8, 1, 8)])
+                        out[r, row] = _lane_sum(acc, 0)
+
+    return q4_int8_gemv
+
+
+TOKEN_TILE = 4  # a prefill's rows are padded to a multiple of this (quantize_activations zeroes them)
+
+
+def weight_rows(n: int) -> int:
+    """Rows per register tile: 4 rows x 4 tokens is 16 accumulators and 12 unpacked weight vectors,
+    which fit AVX-512's 32 registers (2 x 4 and 2 x 8 measured slower at the SmolLM2 shapes)."""
+    return next(r for r in (4, 2, 1) if n % r == 0)
+
+
+@functools.cache
+def gemm(n: int, k: int, scale_dtype: str):
+    """out[t, N] for a prefill's activations (tp rows, a multiple of TOKEN_TILE) and the 4-bit weight [N, K]."""
+    steps, tokens, rows = k // STEP, TOKEN_TILE, weight_rows(n)
+    tiles_per_chunk, chunks = _chunks(n // rows)
+
+    @T.prim_func(private=True, s_tir=True)
+    def q4_int8_gemm(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
+                     q_weight: T.Buffer((n, k // 8), "uint32"), q_scale: T.Buffer((n, k // GROUP), scale_dtype),
+                     var_out: T.handle):
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        t = T.int64()
+        tp = T.int64()
+        xe = T.match_buffer(var_xe, (tp, k // 2), "int8")
+        xo = T.match_buffer(var_xo, (tp, k // 2), "int8")
+        corr = T.match_buffer(var_corr, (tp, k // 8), "int32")
+        sx = T.match_buffer(var_sx, (tp, k // 8), "float32")
+        out = T.match_buffer(var_out, (t, n), "float32")
+        for chunk in T.parallel(chunks):
+            with T.sblock("gemm"):
+                T.reads()
+                T.writes()
+                acc = T.sblock_alloc_buffer((rows * tokens * 8,), "float32", scope="local")  # [row, token, lane]
+                low = T.sblock_alloc_buffer((rows * 32,), "int8", scope="local")
+                high = T.sblock_alloc_buffer((rows * 32,), "int8", scope="local")
+                scales = T.sblock_alloc_buffer((rows * 8,), "float32", scope="local")
+                for token_tile, tile_in_chunk in T.grid(tp // tokens, tiles_per_chunk):
+                    row0: T.let[T.int32] = (chunk * tiles_per_chunk + tile_in_chunk) * rows
+                    if row0 < n:  # the last chunk may be short
+                        for i in T.unroll(rows * tokens):
+                            acc[T.ramp(i * 8, 1, 8)] = T.broadcast(T.float32(0), 8)
+                        for step in T.serial(steps):
+                            for i in T.unroll(rows):
+                                packed: T.let[T.int32x8] = T.reinterpret(
+                                    "int32x8", q_weight[row0 + i, T.ramp(step * 8, 1, 8)])
+                                low[T.ramp(i * 32, 1, 32)] = _low(packed)
+                                high[T.ramp(i * 32, 1, 32)] = _high(packed)
+                                scales[T.ramp(i * 8, 1, 8)] = _group_scales(q_scale, row0 + i, step)
+                            for j in T.unroll(tokens):
+                                r: T.let[T.int64] = token_tile * tokens + j
+                                even: T.let[T.int8x32] = xe[r, T.ramp(step * 32, 1, 32)]
+                                odd: T.let[T.int8x32] = xo[r, T.ramp(step * 32, 1, 32)]
+                                zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
+                                token_scales: T.let[T.float32x8] = sx[r, T.ramp(step * 8, 1, 8)]
+                                for i in T.unroll(rows):
+                                    dot: T.let[T.int32x8] = _dot(_dot(zero, low[T.ramp(i * 32, 1, 32)], even),
+                                                                 high[T.ramp(i * 32, 1, 32)], odd)
+                                    acc[T.ramp((i * tokens + j) * 8, 1, 8)] = acc[T.ramp((i * tokens + j) * 8, 1, 8)] \
+                                        + T.Cast("float32x8", dot) * (scales[T.ramp(i * 8, 1, 8)] * token_scales)
+                        for j, i in T.grid(tokens, rows):
+                            if token_tile * tokens + j < t:
+                                out[token_tile * tokens + j, row0 + i] = _lane_sum(acc, (i * tokens + j) * 8)
+
+    return q4_int8_gemm

@@ -1,0 +1,115 @@
+"""The int8-activation GEMV and GEMM (--opt O3) against the same integer arithmetic in numpy, and how far that
+arithmetic is from the exact product."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+from tvm.relax.frontend import nn
+
+from pipeline import targets
+from pipeline.compiler import int8_matmul, layers
+from pipeline.quantization import scheme
+
+TARGET = tvm.target.Target(targets.resolve("cpu", None, None).target)
+needs_vnni = pytest.mark.skipif(not int8_matmul.supported(TARGET),
+                                reason="this CPU has neither AVX512-VNNI nor AVX-VNNI (the kernels need one)")
+
+
+def tensor(a):
+    return tvm.runtime.tensor(np.ascontiguousarray(a), tvm.cpu())
+
+
+def mlc_q4(n, k, scale_dtype, seed):
+    """Random MLC q4 weights: nibbles q in [0, 14] (value (q - 7) * scale), 8 per uint32, low first."""
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, 15, (n, k)).astype(np.uint32)
+    packed = np.zeros((n, k // 8), np.uint32)
+    for j in range(8):
+        packed |= q[:, j::8] << (4 * j)
+    scale = (rng.random((n, k // 32)) * 0.02 + 0.001).astype(scale_dtype)
+    return q, packed, scale
+
+
+def int8_reference(x, q, scale):
+    """Per group of 32: round(x * 127 / max|x|) as int8, integer dot with q - 7, times both scales."""
+    t, k = x.shape
+    groups = x.reshape(t, k // 32, 32)
+    amax = np.abs(groups).max(-1, keepdims=True)
+    xq = np.round(groups * (127 / amax))
+    w = (q.astype(np.float64) - 7).reshape(q.shape[0], k // 32, 32)
+    dots = np.einsum("tgi,ngi->tng", xq, w)
+    return (dots * (amax[..., 0] / 127)[:, None, :] * scale.astype(np.float64)[None]).sum(-1)
+
+
+def compiled(func):
+    return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), TARGET)
+
+
+def quantized(x, padded_rows, parallel):
+    """quantize_activations' four outputs for x, with padded_rows rows."""
+    k = x.shape[1]
+    act = [tensor(np.full((padded_rows, k // 2), 99, np.int8)), tensor(np.full((padded_rows, k // 2), 99, np.int8)),
+           tensor(np.full((padded_rows, k // 8), 99, np.int32)), tensor(np.full((padded_rows, k // 8), 99, np.float32))]
+    compiled(int8_matmul.quantize_activations(k, parallel))(tensor(x), *act)
+    return act
+
+
+@needs_vnni
+@pytest.mark.parametrize("kernel,n,k,t,scale_dtype", [
+    ("gemv", 96, 64, 1, "float32"), ("gemv", 960, 576, 1, "float32"), ("gemv", 576, 1536, 3, "float16"),
+    ("gemv", 320, 128, 2, "float16"),
+    ("gemm", 960, 576, 32, "float32"), ("gemm", 576, 1536, 7, "float16"),  # 7: a partial token tile
+    ("gemm", 98, 128, 5, "float32"), ("gemm", 33, 64, 2, "float16")])  # 2-row and 1-row register tiles
+def test_matmul_is_the_int8_arithmetic(kernel, n, k, t, scale_dtype):
+    q, packed, scale = mlc_q4(n, k, scale_dtype, seed=n + k)
+    x = np.random.default_rng(t).standard_normal((t, k)).astype(np.float32)
+    tile = int8_matmul.TOKEN_TILE if kernel == "gemm" else 1
+    act = quantized(x, -(-t // tile) * tile, parallel=kernel == "gemm")
+    out = tensor(np.zeros((t, n), np.float32))
+    compiled(getattr(int8_matmul, kernel)(n, k, scale_dtype))(*act, tensor(packed), tensor(scale), out)
+
+    want = int8_reference(x, q, scale)
+    np.testing.assert_allclose(out.numpy(), want, rtol=0, atol=2e-6 * np.abs(want).max())
+    exact = x.astype(np.float64) @ ((q.astype(np.float64) - 7) * np.repeat(scale.astype(np.float64), 32, 1)).T
+    error = np.abs(out.numpy() - exact).max() / np.abs(exact).max()
+    assert 1e-4 < error < 2e-2  # activation rounding: not exact, and not far off
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_quantized_activations_layout(parallel):
+    k, t, padded = 64, 3, 4
+    x = np.random.default_rng(0).standard_normal((t, k)).astype(np.float32)
+    x[1] = 0  # an all-zero group quantizes to zeros with scale 0, not NaN
+    xe, xo, corr, sx = (a.numpy() for a in quantized(x, padded, parallel))
+    amax = np.abs(x.reshape(t, 2, 32)).max(-1)
+    xq = np.round(x.reshape(t, 2, 32) * (127 / np.where(amax, amax, 1))[..., None]).astype(np.int32).reshape(t, k)
+    np.testing.assert_array_equal(xe[:t], xq[:, 0::2])
+    np.testing.assert_array_equal(xo[:t], xq[:, 1::2])
+    np.testing.assert_array_equal(corr[:t], -7 * xq.reshape(t, 8, 8).sum(-1))
+    np.testing.assert_allclose(sx[:t], np.repeat(amax / 127, 4, axis=1), rtol=1e-7)
+    assert not any(a[t:].any() for a in (xe, xo, corr, sx))  # padding rows are zeros
+
+
+@needs_vnni
+@pytest.mark.parametrize("seq_len,kernel", [("seq_len", "q4_int8_gemm"), (1, "q4_int8_gemv")])
+def test_a_linear_layer_takes_the_gemm_for_prefill_and_the_gemv_for_decode(seq_len, kernel):
+    layer = layers.GroupQuantLinear(128, 64, scheme("q4f32_1"), "float32")
+    layer.int8_activations = True
+    mod, _ = layer.export_tvm({"forward": {"x": nn.spec.Tensor((1, seq_len, 128), "float32")}})
+    assert kernel in [gv.name_hint for gv in mod.get_global_vars()]
+    vm = relax.VirtualMachine(tvm.compile(mod, target=TARGET), tvm.cpu())
+    q, packed, scale = mlc_q4(64, 128, "float32", seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 7 if seq_len == "seq_len" else 1, 128)).astype(np.float32)
+    out = vm["forward"](tensor(x), tensor(packed), tensor(scale)).numpy()
+    want = int8_reference(x[0], q, scale)
+    np.testing.assert_allclose(out[0], want, rtol=0, atol=2e-6 * np.abs(want).max())
+
+
+def test_supported_follows_the_target_cpu():
+    def cpu(mcpu):
+        return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mcpu": mcpu})
+
+    assert int8_matmul.supported(cpu("znver4")) and int8_matmul.supported(cpu("alderlake"))
+    assert not int8_matmul.supported(cpu("generic")) and not int8_matmul.supported(cpu("skylake"))
