@@ -87,15 +87,14 @@ def _narrow(flags: dict, device: targets.Device, quant: str, notes: list[str],
 
 
 def _int8_unavailable(device: targets.Device, quant: str) -> str | None:
-    s = quantization.scheme(quant) if quant else None
     if device.kind != "llvm":
         return f"are a CPU feature, not used for {device.name}"
-    if not s or s.kind != "group" or s.bits != 4:
-        return f"apply to 4-bit group quantization (q4f16_1, q4f32_1), not {quant or 'this model'}"
     import tvm
 
     from .compiler import int8_matmul
 
+    if not quant or not int8_matmul.scheme_ok(quantization.scheme(quant)):
+        return f"apply to 4-bit group quantization (q4f16_1, q4f32_1), not {quant or 'this model'}"
     if not int8_matmul.supported(tvm.target.Target(device.target)):
         return f"need AVX512-VNNI or AVX-VNNI, which {device.target.get('mcpu', 'this CPU')} lacks"
     return None

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from compiled import build, library, run_teacher_forced
-from pipeline.build import compile_model
+from pipeline import targets
+from pipeline.build import compile_model, parse_opt
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
 
@@ -42,3 +43,10 @@ def test_o3_notes_when_int8_does_not_apply(tiny_llama, session_store, tmp_path):
     result = compile_model(str(q4), tmp_path / "generic.so", session_store, device="cpu:generic",
                            opt="int8_activations=1")
     assert any("AVX512-VNNI" in m and "generic" in m for m in result.messages), result.messages
+
+
+@pytest.mark.parametrize("quant", ["q4f16_0", "q3f16_1", "q4f16_awq"])  # 4-bit KN layout, 3-bit, AWQ
+def test_o3_is_narrowed_for_quantizations_the_int8_kernels_do_not_read(quant):
+    flags, notes = parse_opt("O3", targets.resolve("cpu", None, None), quant)
+    assert flags["int8_activations"] is False
+    assert any("4-bit group quantization" in n and quant in n for n in notes), notes

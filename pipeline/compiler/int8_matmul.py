@@ -49,6 +49,12 @@ def supported(target) -> bool:
     return bool(vnni or codegen.target_has_features("avxvnni", target))
 
 
+def scheme_ok(s) -> bool:
+    """MLC's 4-bit group-32 NK layout with the zero point these kernels assume: q4f16_1 and q4f32_1."""
+    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == GROUP
+            and s.max_int == ZERO_POINT)
+
+
 def shape_ok(n: int, k: int) -> bool:
     return k % STEP == 0
 

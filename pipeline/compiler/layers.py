@@ -232,9 +232,8 @@ def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n:
 
 
 def int8_ok(s: Scheme, n: int, k: int) -> bool:
-    """The layers int8_matmul covers: MLC's 4-bit group-32 NK layout with the zero point it assumes."""
-    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == int8_matmul.GROUP
-            and s.max_int == int8_matmul.ZERO_POINT and int8_matmul.shape_ok(n, k))
+    """The layers int8_matmul covers."""
+    return int8_matmul.scheme_ok(s) and int8_matmul.shape_ok(n, k)
 
 
 def use_int8_activations(model: nn.Module) -> int:
