@@ -1,1 +1,16 @@
-"""llmc's compiler pipeline: stages, the runner that caches them, and the CLI."""
+"""llmc: compile LLMs into MLC-format weights, configs and TVM model libraries, and run them.
+
+`from llmc import MLCEngine` is the runtime's engine; it is imported on first use, so the CLI and the
+store never pay for it.
+"""
+from __future__ import annotations
+
+__all__ = ["BadRequestError", "MLCEngine"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from llmc import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'llmc' has no attribute {name!r}")

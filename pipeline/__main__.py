@@ -1,3 +1,3 @@
-from pipeline.cli import main
+from llmc.cli import main
 
 main()

@@ -1,5 +1,5 @@
 """llmc's runtime: compiled model libraries run from Python behind an OpenAI-style API."""
-from .engine import Engine, MLCEngine
-from .protocol import BadRequestError
+from llmc.runtime.engine import MLCEngine
+from llmc.runtime.protocol import BadRequestError
 
-__all__ = ["BadRequestError", "Engine", "MLCEngine"]
+__all__ = ["BadRequestError", "MLCEngine"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from .engine import MLCEngine
-from .protocol import BadRequestError
+from llmc.runtime.engine import MLCEngine
+from llmc.runtime.protocol import BadRequestError
 
 HELP = """Commands:
   /help                 this text

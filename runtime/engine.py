@@ -18,10 +18,11 @@ from typing import Iterator
 
 import numpy as np
 
-from . import protocol as p
-from .library import ModelLibrary
-from .sampling import SamplingParams, apply_penalties, choose, log_softmax
-from .text import Detokenizer, Tokenizer
+from llmc import devices
+from llmc.runtime import protocol as p
+from llmc.runtime.library import ModelLibrary
+from llmc.runtime.sampling import SamplingParams, apply_penalties, choose, log_softmax
+from llmc.runtime.text import Detokenizer, Tokenizer
 
 MAX_TOP_LOGPROBS = 20
 
@@ -80,8 +81,7 @@ class MLCEngine:
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path} does not exist (run llmc gen_config)")
         self.config = json.loads(config_path.read_text())
-        if device not in ("cpu", "llvm", "auto"):
-            raise ValueError(f"device {device!r}: this runtime runs CPU libraries only")
+        devices.require_runnable(device)
         if model_lib is None:
             model_lib = self._jit(store)
         self.model = str(self.model_dir.name)
@@ -101,8 +101,8 @@ class MLCEngine:
         self.completions = _Completions(self)
 
     def _jit(self, store) -> Path:
-        from pipeline.build import jit_library
-        from store import Store
+        from llmc.commands.compile import jit_library
+        from llmc.store import Store
 
         return jit_library(str(self.model_dir), store if store is not None else Store())
 
@@ -277,7 +277,7 @@ class _ChatCompletions:
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
         e = self.engine
-        from pipeline.conversation import prompt_ids
+        from llmc.chat.templates import prompt_ids
 
         conversation = _messages_to_conversation(messages)
         if top_logprobs is not None and (not logprobs or not 0 <= top_logprobs <= MAX_TOP_LOGPROBS):
@@ -377,5 +377,3 @@ class _Completions:
             yield p.Completion(rid, [p.CompletionChoice(ev.index, ev.text, ev.finish_reason)], created,
                                self.engine.model)
 
-
-Engine = MLCEngine

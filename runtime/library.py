@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .weights import load_arrays
+from llmc import devices
+from llmc.runtime.weights import load_arrays
 
 PAGE_SIZE = 16
 
@@ -21,8 +22,7 @@ class ModelLibrary:
         from tvm import relax
 
         self.tvm = tvm
-        if device not in ("cpu", "llvm"):
-            raise ValueError(f"device {device!r} is not supported by this runtime (cpu only)")
+        devices.require_runnable(device)
         self.dev = tvm.cpu()
         self.module = tvm.runtime.load_module(str(lib_path))
         self.vm = relax.VirtualMachine(self.module, self.dev)
@@ -30,7 +30,6 @@ class ModelLibrary:
         names = [p["name"] for p in self.metadata["params"]]
         self.params = [tvm.runtime.tensor(a, self.dev) for a in load_arrays(Path(model_dir), names)]
         self.prefill_chunk = int(self.metadata["prefill_chunk_size"])
-        self.hidden = None
         self._builtins = {name: tvm.get_global_func(f"vm.builtin.{name}") for name in (
             "kv_state_add_sequence", "kv_state_remove_sequence", "kv_state_begin_forward",
             "kv_state_end_forward", "kv_state_fork_sequence", "kv_state_popn")}

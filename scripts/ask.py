@@ -5,7 +5,7 @@ usage: ask.py MODEL_DIR MODEL_LIB QUESTION
 """
 import sys
 
-from runtime import MLCEngine
+from llmc import MLCEngine
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ def smollm2_shape(path: Path) -> Path:
 
 def main() -> None:
     from compiled import build
-    from pipeline.build import compile_model
-    from store import Store
+    from llmc.commands.compile import compile_model
+    from llmc.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

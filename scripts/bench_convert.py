@@ -36,7 +36,7 @@ def make_model() -> None:
     model.save_pretrained(MODEL, max_shard_size="2GB")
 
 
-PROBE = ("import resource, sys; from pipeline.cli import run; code = run(sys.argv[1:]); "
+PROBE = ("import resource, sys; from llmc.cli import run; code = run(sys.argv[1:]); "
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
 
 

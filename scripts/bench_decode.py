@@ -18,7 +18,7 @@ QUESTION = "Write a short story about a lighthouse keeper who befriends a seagul
 
 
 def engine_speed(folder: Path) -> tuple[float, float, str]:
-    from runtime import MLCEngine
+    from llmc.runtime import MLCEngine
 
     engine = MLCEngine(folder, model_lib=folder / "lib.so")
     before = dict(engine.stats)
@@ -32,7 +32,7 @@ def engine_speed(folder: Path) -> tuple[float, float, str]:
 def main() -> None:
     from compiled import build
     from fetch_smollm2 import smollm2_gguf
-    from store import Store
+    from llmc.store import Store
 
     gguf = smollm2_gguf()
     rows = []

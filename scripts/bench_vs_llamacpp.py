@@ -50,9 +50,9 @@ TEXT = (
 
 
 def llmc_folder(gguf: Path, quant: str, opt: str, work: Path, store) -> Path:
-    from pipeline.build import compile_model
-    from pipeline.configure import generate_config
-    from pipeline.convert import convert_weight
+    from llmc.commands.compile import compile_model
+    from llmc.commands.gen_config import generate_config
+    from llmc.commands.convert_weight import convert_weight
 
     folder = work / quant
     if not (folder / "mlc-chat-config.json").exists():
@@ -70,7 +70,7 @@ class LlmcTimer:
     def __init__(self, folder: Path, opt: str):
         import numpy as np
 
-        from runtime.library import ModelLibrary
+        from llmc.runtime.library import ModelLibrary
 
         self.np = np
         self.lib = ModelLibrary(folder / f"lib-{opt}.so", folder)
@@ -119,7 +119,7 @@ def llmc_weight_bytes(folder: Path) -> int:
 
 
 def engine_answer(folder: Path, opt: str) -> str:
-    from runtime import MLCEngine
+    from llmc.runtime import MLCEngine
 
     engine = MLCEngine(folder, model_lib=folder / f"lib-{opt}.so")
     reply = engine.chat.completions.create(messages=[{"role": "user", "content": QUESTION}], temperature=0,
@@ -132,7 +132,7 @@ def agreement(folder: Path, fast_opt: str, tokens: list[int]) -> dict:
     after prefills of several lengths (prefill path)."""
     import numpy as np
 
-    from runtime.library import ModelLibrary
+    from llmc.runtime.library import ModelLibrary
 
     def logits(opt: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
         lib = ModelLibrary(folder / f"lib-{opt}.so", folder)
@@ -215,8 +215,8 @@ def main() -> None:
 
     import llamacpp
     from fetch_smollm2 import smollm2_gguf
-    from pipeline import targets
-    from store import Store
+    from llmc import devices as targets
+    from llmc.store import Store
 
     gguf = smollm2_gguf()
     device = targets.resolve("cpu", None, llamacpp.CACHE)
@@ -254,7 +254,7 @@ def main() -> None:
         answers[variant] = engine_answer(folder, opt)
         if opt == "O3" and not args.no_quality:
             llmc_folder(gguf, quant, "O2", work, store)
-            from runtime.text import Tokenizer
+            from llmc.runtime.text import Tokenizer
 
             quality[variant] = agreement(folder, opt, Tokenizer(folder).encode(TEXT))
     shutil.rmtree(work, ignore_errors=True)

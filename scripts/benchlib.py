@@ -47,7 +47,7 @@ def time_library(folder: Path, tokens: list[int], generate: int, lib_name: str =
     """(prefill tok/s, median decode tok/s) of a compiled library, called directly."""
     import numpy as np
 
-    from runtime.library import ModelLibrary
+    from llmc.runtime.library import ModelLibrary
 
     lib = ModelLibrary(folder / lib_name, folder)
     kv = lib.create_kv_cache(1, 4096)

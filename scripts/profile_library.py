@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()
 
-    from runtime.library import ModelLibrary
+    from llmc.runtime.library import ModelLibrary
 
     lib = ModelLibrary(args.folder / args.lib, args.folder)
     kv = lib.create_kv_cache(1, 4096)

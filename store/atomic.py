@@ -5,7 +5,7 @@ import os
 import uuid
 from pathlib import Path
 
-from . import failpoints
+from llmc.store import failpoints
 
 
 def fsync_dir(path: Path) -> None:

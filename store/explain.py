@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .local import ActionEntry, StoreError, Store, _KEY_RE
+from llmc.store.local import ActionEntry, StoreError, Store, _KEY_RE
 
 
 def resolve(store: Store, name: str) -> ActionEntry:

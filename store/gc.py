@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import digest
-from .local import Store, StoreError, process_alive
+from llmc.store import digest
+from llmc.store.local import Store, StoreError, process_alive
 
 DEFAULT_GRACE_S = 24 * 3600
 

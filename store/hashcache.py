@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgpack
 
-from . import atomic, digest
+from llmc.store import atomic, digest
 
 RACY_S = 3.0
 

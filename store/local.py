@@ -18,14 +18,13 @@ import contextlib
 import os
 import re
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import atomic, canonical, digest, failpoints
-from .manifest import BadManifest, Entry, Manifest, normalize_mode, walk_files
+from llmc.store import atomic, canonical, digest, failpoints
+from llmc.store.manifest import BadManifest, Entry, Manifest, normalize_mode, walk_files
 
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _REF_SEGMENT = re.compile(r"^[A-Za-z0-9._+=@-]+$")
@@ -113,16 +112,6 @@ class Store:
         with contextlib.suppress(OSError):
             os.utime(self.blob_path(d))
         return True
-
-    def put_bytes(self, data: bytes) -> str:
-        d = digest.of_bytes(data)
-        dest = self.blob_path(d)
-        if self._already_stored(d):
-            return d
-        tmp = atomic.temp_path(self.tmp)
-        tmp.write_bytes(data)
-        self._publish(tmp, dest)
-        return d
 
     def put_file(self, path: Path, move: bool = False) -> str:
         """Store a file's bytes as a blob. With move, a file on the store's filesystem is renamed in."""
@@ -386,7 +375,3 @@ def process_alive(pid: int) -> bool:
 
 def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def age_seconds(path: Path, now: float | None = None) -> float:
-    return (now if now is not None else time.time()) - path.stat().st_mtime

@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import canonical, digest
+from llmc.store import canonical, digest
 
 SCHEMA = 1
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import digest
-from .local import MissingObject, StoreError, Store
+from llmc.store import digest
+from llmc.store.local import MissingObject, StoreError, Store
 
 
 @dataclass(frozen=True)

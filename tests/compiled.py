@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.build import compile_model
-from pipeline.configure import generate_config
-from pipeline.convert import convert_weight
+from llmc.commands.compile import compile_model
+from llmc.commands.gen_config import generate_config
+from llmc.commands.convert_weight import convert_weight
 
 
 def build(model_dir: Path, quant: str, out: Path, store, overrides: str = "", conv: str = "chatml",
@@ -22,7 +22,7 @@ def build(model_dir: Path, quant: str, out: Path, store, overrides: str = "", co
 
 
 def library(folder: Path, lib_name: str = "lib.so"):
-    from runtime.library import ModelLibrary
+    from llmc.runtime.library import ModelLibrary
 
     return ModelLibrary(folder / lib_name, folder)
 

@@ -8,10 +8,28 @@ os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 2))
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
+# Modules that import TVM or compile models: marked `tvm`. `pytest -m "not tvm"` (the fast loop) does not
+# even collect them, so it never imports TVM.
+TVM_MODULES = {"test_attention_kernels", "test_chat_cli", "test_compile", "test_compile_correctness",
+               "test_compile_o3", "test_compile_quantized", "test_devices", "test_engine", "test_fast_math",
+               "test_int8_matmul", "test_remote", "test_smollm2"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.stem in TVM_MODULES and "not tvm" in (config.getoption("markexpr") or ""):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in TVM_MODULES:
+            item.add_marker(pytest.mark.tvm)
+
 
 @pytest.fixture
 def store(tmp_path):
-    from store import Store
+    from llmc.store import Store
 
     return Store(tmp_path / "store").ensure()
 
@@ -48,7 +66,7 @@ def smollm2_hf(smollm2_gguf):
 @pytest.fixture(scope="session")
 def session_store(tmp_path_factory):
     """One store for the whole session, so each library is compiled once."""
-    from store import Store
+    from llmc.store import Store
 
     return Store(tmp_path_factory.mktemp("session-store"))
 

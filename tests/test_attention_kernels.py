@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.compiler import attention
+from llmc.compiler import attention
 
 H_Q, H_KV, D, PAGE = 4, 2, 16, 16
 SM_SCALE = 1 / math.sqrt(D)
@@ -16,7 +16,7 @@ SM_SCALE = 1 / math.sqrt(D)
 def compile_kernel():
     import tvm
 
-    from pipeline import targets
+    from llmc import devices as targets
 
     target = tvm.target.Target(targets.resolve("cpu", None, None).target)
     return lambda func: tvm.compile(tvm.IRModule({"main": func}), target)

@@ -28,7 +28,7 @@ def read_until(fd, marker: str, timeout: float = 120.0) -> str:
 def test_chat_answers_resets_and_exits(tiny_llama, session_store, tmp_path_factory):
     folder = build(tiny_llama, "q0f32", tmp_path_factory.mktemp("chat") / "tiny-MLC", session_store)
     main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "chat", str(folder), "--model-lib",
+    proc = subprocess.Popen([sys.executable, "-m", "llmc", "chat", str(folder), "--model-lib",
                              str(folder / "lib.so")], stdin=child, stdout=child, stderr=child, close_fds=True)
     os.close(child)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 
 def llmc(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True, env=env)
 
 
 def test_help_lists_the_seed_guide_commands():

@@ -8,12 +8,12 @@ import tarfile
 import pytest
 
 from compiled import build
-from pipeline.build import compile_model
-from store import Store
+from llmc.commands.compile import compile_model
+from llmc.store import Store
 
 
 def llmc(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def model_folder(one_layer, session_store, tmp_path_factory):
 
 
 def test_metadata_is_mlc_shaped(model_folder):
-    from runtime.library import ModelLibrary
+    from llmc.runtime.library import ModelLibrary
 
     meta = ModelLibrary(model_folder / "lib.so", model_folder).metadata
     for key in ("model_type", "quantization", "context_window_size", "sliding_window_size", "prefill_chunk_size",
@@ -75,15 +75,20 @@ def test_softmax_with_temperature(model_folder):
     assert np.allclose(probs, want, rtol=1e-5, atol=1e-7)
 
 
-def test_second_compile_is_cached_without_importing_tvm(model_folder, session_store, tmp_path):
-    code = ("import sys; from pathlib import Path; from store import Store; from pipeline.build import compile_model\n"
+@pytest.mark.parametrize("opt", ["O0", "O1", "O2", "O3"])
+def test_second_compile_is_cached_without_importing_tvm(opt, model_folder, session_store, tmp_path):
+    """O3 too: whether the CPU has VNNI is asked of TVM once and remembered in the store."""
+    first = tmp_path / "first.so"
+    compile_model(str(model_folder), first, session_store, opt=opt)
+    code = ("import sys; from pathlib import Path; from llmc.store import Store; "
+            "from llmc.commands.compile import compile_model\n"
             f"r = compile_model({str(model_folder)!r}, Path({str(tmp_path / 'again.so')!r}), "
-            f"Store({str(session_store.root)!r}))\n"
+            f"Store({str(session_store.root)!r}), opt={opt!r})\n"
             "print(r.counts['run'], 'tvm' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "False"]
-    assert (tmp_path / "again.so").read_bytes() == (model_folder / "lib.so").read_bytes()
+    assert (tmp_path / "again.so").read_bytes() == first.read_bytes()
 
 
 def test_conversation_and_sampling_settings_do_not_change_the_key(model_folder, session_store, tmp_path):

@@ -24,30 +24,29 @@ def hf_model(path):
     return AutoModelForCausalLM.from_pretrained(path).eval()
 
 
-VARIANTS = {
-    "llama-gqa-untied": dict(kind="llama", tied=False, kv_heads=2),
-    "llama-tied-mha": dict(kind="llama", tied=True, kv_heads=4),
-    "mistral-window": dict(kind="mistral", sliding_window=16),
-    "neox-parallel": dict(kind="neox", parallel=True, rotary_pct=0.5),
-    "neox-serial": dict(kind="neox", parallel=False, rotary_pct=0.25),
-}
+def _variants() -> dict:
+    """Every family's tiny VARIANTS: a new family folder is tested here by itself."""
+    from llmc.families import FAMILIES, tiny_module
+
+    found = {}
+    for family in FAMILIES:
+        tiny = tiny_module(family)
+        for name, spec in tiny.VARIANTS.items():
+            found[name] = (tiny.make, spec)
+    return found
+
+
+VARIANTS = _variants()
 
 
 @pytest.fixture(scope="session")
 def variant_model(models_dir):
-    from tiny_models import make_llama, make_neox
-
     made = {}
 
     def make(name):
         if name not in made:
-            spec = dict(VARIANTS[name])
-            kind = spec.pop("kind")
-            path = models_dir / name
-            if kind == "neox":
-                made[name] = make_neox(path, **spec)
-            else:
-                made[name] = make_llama(path, model_type=kind, **spec)
+            maker, spec = VARIANTS[name]
+            made[name] = maker(models_dir / name, **spec)
         return made[name]
 
     return make

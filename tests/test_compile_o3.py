@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from compiled import build, library, run_teacher_forced
-from pipeline import targets
-from pipeline.build import compile_model, parse_opt
+from llmc import devices as targets
+from llmc.commands.compile import compile_model, parse_opt
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
 

@@ -6,13 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.convert import convert_weight
-from store import Store
+from llmc.commands.convert_weight import convert_weight
+from llmc.store import Store
 from weights_io import dequantize_group, fused, hf_state, read_params
 
 
 def llmc(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_cli_convert_weight_and_dashed_alias(tiny_llama, tmp_path):
 
 
 def test_preset_with_source(tiny_llama, shared_store, tmp_path):
-    from pipeline.errors import UserError
+    from llmc.errors import UserError
 
     with pytest.raises(UserError, match="has shape"):  # the preset's shapes are a 7B model's
         convert("llama2_7b", "q0f32", tmp_path / "out", shared_store, source=str(tiny_llama))
@@ -201,6 +201,6 @@ def test_preset_with_source(tiny_llama, shared_store, tmp_path):
 
 
 def test_q4f16_autoawq_spelling_is_accepted():
-    from pipeline.quantization import scheme
+    from llmc.quant import scheme
 
     assert scheme("q4f16_autoawq").name == "q4f16_awq"

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from store import Store
+from llmc.store import Store
 
 
 def llmc(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True)
 
 
 def copy_model(src, dst):
@@ -126,7 +126,7 @@ def test_torch_checkpoint_without_torch_names_the_missing_piece(tiny_llama, tmp_
     torch.save({k: torch.from_numpy(v) for k, v in load_file(tiny_llama / "model.safetensors").items()},
                m / "pytorch_model.bin")
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from pipeline.cli import main\n"
+            "from llmc.cli import main\n"
             f"main(['convert_weight', {str(m)!r}, '--quantization', 'q0f32', '-o', {str(tmp_path / 'o')!r},"
             f" '--store', {str(tmp_path / 'store')!r}])\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.convert import convert_weight
-from store import Store
+from llmc.commands.convert_weight import convert_weight
+from llmc.store import Store
 from weights_io import fused, read_params
 
 
@@ -100,7 +100,7 @@ def test_awq_checkpoint_converts_to_fused_awq_tensors(tmp_path):
 
 
 def test_awq_needs_an_awq_checkpoint(tiny_llama, tmp_path):
-    from pipeline.errors import UserError
+    from llmc.errors import UserError
 
     with pytest.raises(UserError, match="AWQ"):
         convert_weight(str(tiny_llama), "q4f16_awq", tmp_path / "out", Store(tmp_path / "store"),
@@ -110,8 +110,8 @@ def test_awq_needs_an_awq_checkpoint(tiny_llama, tmp_path):
 MEMORY_PROBE = r"""
 import json, sys, threading, time
 from pathlib import Path
-from pipeline.convert import convert_weight
-from store import Store
+from llmc.commands.convert_weight import convert_weight
+from llmc.store import Store
 
 def anon():
     for line in open("/proc/self/status"):

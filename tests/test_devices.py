@@ -8,20 +8,20 @@ import tarfile
 import pytest
 
 from compiled import build
-from pipeline.build import compile_model
-from pipeline.convert import convert_weight
-from store import Store
+from llmc.commands.compile import compile_model
+from llmc.commands.convert_weight import convert_weight
+from llmc.store import Store
 
 DEVICES = "cpu,cuda:sm_80,sm_90,iphone,android,metal,metal:x86-64,webgpu"
 # Mach-O libraries link with ld64.lld when it is installed (.ci/run installs Debian's lld), else .tar.
-MACHO = ".dylib" if __import__("pipeline.fingerprints").fingerprints.which("ld64.lld") else ".tar"
+MACHO = ".dylib" if __import__("llmc.graph.fingerprints").graph.fingerprints.which("ld64.lld") else ".tar"
 EM_X86_64, EM_AARCH64, EM_CUDA = 62, 183, 190
 MACHO_ARM64, MACHO_X86_64 = 0x0100000C, 0x01000007
 FATBIN_MAGIC = bytes.fromhex("50ED55BA")
 
 
 def llmc(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,14 @@ def test_one_library_per_device_named_like_the_seed_guide(libraries):
         "dev-llama-q4f16_1-android.tar", f"dev-llama-q4f16_1-metal{MACHO}", f"dev-llama-q4f16_1-metal_x86_64{MACHO}",
         "dev-llama-q4f16_1-webgpu.tar"])
     assert result.counts["run"] == 7 * 3
+
+
+def test_the_result_lists_every_device_library(libraries):
+    out, store, result = libraries
+    assert [b.device for b in result.built] == DEVICES.replace(",sm_90", "+sm_90").split(",")
+    assert len({b.manifest for b in result.built}) == len(result.built) and result.manifest is None
+    for built in result.built:
+        assert built.output.parent == out and store.get_ref(f"compile/{built.output.name}") == built.manifest
 
 
 def elf_machine(data: bytes) -> int:
@@ -173,11 +181,11 @@ def test_wasm_needs_the_web_runtime(model_folder, tmp_path):
 
 
 def test_dylib_without_a_macho_linker_says_so(model_folder, tmp_path, monkeypatch):
-    from pipeline import fingerprints
-    from pipeline.errors import NotAvailable
+    from llmc.graph import fingerprints
+    from llmc.errors import NotAvailable
 
     monkeypatch.setattr(fingerprints, "which", lambda name: None)
-    from pipeline.stages import link
+    from llmc.stages import link
 
     monkeypatch.setattr(link, "which", lambda name: None)
     with pytest.raises(NotAvailable, match="ld64.lld .* or a Mac: use -o NAME.tar"):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from compiled import build
-from runtime import BadRequestError, MLCEngine
+from llmc.runtime import BadRequestError, MLCEngine
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31]
 
@@ -146,7 +146,7 @@ def test_completion_prompt_validation(engine):
 
 
 def test_jit_compiles_once_then_hits_the_cache(folder, tmp_path):
-    from store import Store
+    from llmc.store import Store
 
     store = Store(tmp_path / "jit-store")
     first = MLCEngine(folder, store=store)
@@ -159,8 +159,8 @@ def test_jit_compiles_once_then_hits_the_cache(folder, tmp_path):
 
 
 def test_failed_jit_raises_the_compilers_message(folder, tmp_path, monkeypatch):
-    from pipeline.compiler import lowering
-    from store import Store
+    from llmc.compiler import lowering
+    from llmc.store import Store
 
     def broken(*args, **kwargs):
         raise RuntimeError("LLVM ERROR: out of registers (from the compiler)")

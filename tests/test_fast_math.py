@@ -6,14 +6,14 @@ import pytest
 import tvm
 from tvm.script import tirx as T
 
-from pipeline.compiler import fast_math
+from llmc.compiler import fast_math
 
 N = 4096
 X = np.concatenate([np.linspace(-140, 140, N - 8), [-1e30, 1e30, -126.5, -0.5, 0.5, 0, 88, -88]]).astype(np.float32)
 
 
 def run(func, x):
-    from pipeline import targets
+    from llmc import devices as targets
 
     target = tvm.target.Target(targets.resolve("cpu", None, None).target)
     lib = tvm.compile(tvm.IRModule({"main": func}), target)

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from pipeline import conversation
-from pipeline.configure import generate_config
-from store import Store
+from llmc.chat import templates as conversation
+from llmc.commands.gen_config import generate_config
+from llmc.store import Store
 
 SYS_LLAMA = "You are a helpful, respectful and honest assistant."
 TWO_TURNS = [("user", "Hi"), ("assistant", "Hello"), ("user", "Q2")]
@@ -54,7 +54,7 @@ EXPECTED["stablelm"] = ([], STABLELM_SYS + "<|USER|>: Hi<|ASSISTANT|>: Hello<|US
 
 
 def llmc(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "llmc", *args], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +120,7 @@ def test_auto_picks_smollm2_for_the_gguf(smollm2_config):
 
 
 def test_auto_fails_naming_the_closest(smollm2_encode):
-    from pipeline.errors import UserError
+    from llmc.errors import UserError
 
     almost_chatml = (
         "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n'}}{% endfor %}"
@@ -227,7 +227,7 @@ def test_tokenizer_files_are_copied_and_detected(tiny_llama, tmp_path):
 def test_sentencepiece_style_tokenizer_info_is_detected(tmp_path):
     from tokenizers import Tokenizer, decoders, models, normalizers
 
-    from pipeline.tokenizer_files import info
+    from llmc.chat.tokenizer_files import info
 
     tok = Tokenizer(models.BPE(vocab={"<unk>": 0, "\u2581a": 1, "a": 2}, merges=[], byte_fallback=True,
                                unk_token="<unk>"))

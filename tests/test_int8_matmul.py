@@ -8,9 +8,9 @@ import tvm
 from tvm import relax
 from tvm.relax.frontend import nn
 
-from pipeline import targets
-from pipeline.compiler import int8_matmul, layers
-from pipeline.quantization import scheme
+from llmc import devices as targets
+from llmc.compiler import int8_matmul, layers
+from llmc.quant import scheme
 
 TARGET = tvm.target.Target(targets.resolve("cpu", None, None).target)
 needs_vnni = pytest.mark.skipif(not int8_matmul.supported(TARGET),

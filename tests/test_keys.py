@@ -1,8 +1,8 @@
 """One test per cache-key input: change it and the key changes; reorder and it does not."""
 import pytest
 
-from pipeline import fingerprints
-from pipeline.runner import Runner, Source, Step
+from llmc.graph import fingerprints
+from llmc.graph.runner import Runner, Source, Step
 from toy_stages import make
 
 

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from pipeline.build import compile_model
-from pipeline.configure import generate_config
-from pipeline.convert import convert_weight
-from store import Store
-from store.remote import open_remote
-from store.verify import verify
+from llmc.commands.compile import compile_model
+from llmc.commands.gen_config import generate_config
+from llmc.commands.convert_weight import convert_weight
+from llmc.store import Store
+from llmc.store.remote import open_remote
+from llmc.store.verify import verify
 
 KEY, SECRET, BUCKET = "llmc-test-key", "llmc-test-secret", "team-cache"
 
@@ -168,7 +168,7 @@ def test_shared_folder_remote_and_push_pull_cli(small_model, tmp_path):
     offline = Store(tmp_path / "offline")
     convert_weight(str(small_model), "q0f32", tmp_path / "w-MLC", offline)
     env = {**os.environ}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline", *a], capture_output=True, text=True,
+    run = lambda *a: subprocess.run([sys.executable, "-m", "llmc", *a], capture_output=True, text=True,
                                     env=env)
     r = run("store", "push", "--store", str(offline.root), "--remote", f"file://{shared}")
     assert r.returncode == 0, r.stderr
@@ -185,7 +185,7 @@ def test_shared_folder_remote_and_push_pull_cli(small_model, tmp_path):
 
 
 def test_remote_settings_precedence(tmp_path, monkeypatch):
-    from store.config import remote_settings
+    from llmc.store.config import remote_settings
 
     (tmp_path / "config.toml").write_text('[remote]\nurl = "file:///from-config"\nread_only = true\n')
     monkeypatch.delenv("LLMC_REMOTE", raising=False)
@@ -196,7 +196,7 @@ def test_remote_settings_precedence(tmp_path, monkeypatch):
 
 
 def test_bad_remote_url_is_one_line(tmp_path, small_model):
-    r = subprocess.run([sys.executable, "-m", "pipeline", "convert_weight", str(small_model), "--quantization",
+    r = subprocess.run([sys.executable, "-m", "llmc", "convert_weight", str(small_model), "--quantization",
                         "q0f32", "-o", str(tmp_path / "o"), "--store", str(tmp_path / "s"), "--remote", "ftp://x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "s3://bucket/prefix" in r.stderr

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from runtime.sampling import SamplingParams, choose, inverse_cdf, nucleus
+from llmc.runtime.sampling import SamplingParams, choose, inverse_cdf, nucleus
 
 
 def full_sort_nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from pipeline.configure import generate_config
-from pipeline.errors import NotAvailable, UserError
-from pipeline.sentencepiece_convert import tokenizer_json_from_sentencepiece
-from store import Store
+from llmc.commands.gen_config import generate_config
+from llmc.errors import NotAvailable, UserError
+from llmc.chat.sentencepiece import tokenizer_json_from_sentencepiece
+from llmc.store import Store
 
 CORPUS = ["The capital of France is Paris. Hello world! What is the answer?",
           "the quick brown fox jumps over the lazy dog 0123456789",

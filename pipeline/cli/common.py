@@ -1,6 +1,8 @@
 """Options and helpers every command shares."""
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,30 +20,39 @@ RemoteOpt = Annotated[
 ]
 ReadOnlyOpt = Annotated[bool, typer.Option("--remote-read-only", help="Fetch from the remote, never push.")]
 
-_root_store: Path | None = None
 
 
-def set_root_store(path: Path | None) -> None:
-    global _root_store
-    _root_store = path
+@dataclass
+class Session:
+    """One CLI invocation, carried as typer's context object: when it began (so the summary line's time
+    covers imports and hashing too) and the store given before the command (`llmc --store DIR cmd`)."""
+    started: float = field(default_factory=time.monotonic)
+    store: Path | None = None
 
 
-def open_store(path: Path | None, remote: str | None = None, read_only: bool = False):
+def session(ctx: typer.Context) -> Session:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Session()
+    return root.obj
+
+
+def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None, read_only: bool = False):
     """The store, with its remote tier if one is configured (flag, $LLMC_REMOTE, config.toml)."""
-    from store import Store
-    from store.config import remote_settings
+    from llmc.store import Store
+    from llmc.store.config import remote_settings
 
-    from ..errors import UserError
+    from llmc.errors import UserError
 
-    store = Store(path if path is not None else _root_store)
+    store = Store(path if path is not None else session(ctx).store)
     try:
         url, read_only = remote_settings(store.root, remote, read_only)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if url:
-        from store.remote import RemoteUnavailable, open_remote
+        from llmc.store.remote import RemoteUnavailable, open_remote
 
-        from .. import progress
+        from llmc.graph import progress
 
         try:
             store.remote = open_remote(url, read_only)

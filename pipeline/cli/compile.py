@@ -6,13 +6,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store, session
 
 COMMAND = "compile"
 HELP = "Compile a model library (lower -> codegen -> link) for a device."
 
 
 def command(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="mlc-chat-config.json or the folder holding it.")],
     output: OutputOpt,
     device: Annotated[str, typer.Option("--device", help="cpu (alias llvm), cpu:generic.")] = "cpu",
@@ -26,11 +27,12 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from ..build import compile_model
-    from ..progress import terminal
+    from llmc.commands.compile import compile_model
+    from llmc.graph.progress import terminal
 
     with terminal():
-        result = compile_model(model, Path(output), open_store(store, remote, remote_read_only), device=device, host=host, opt=opt,
+        result = compile_model(model, Path(output), open_store(ctx, store, remote, remote_read_only),
+                               started=session(ctx).started, device=device, host=host, opt=opt,
                                overrides=overrides, quant=quantization, model_type=model_type,
                                prefix=system_lib_prefix)
     result.report()

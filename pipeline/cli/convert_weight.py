@@ -6,13 +6,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store, session
 
 COMMAND = "convert_weight"
 HELP = "Convert a model's weights to MLC's quantized, sharded format."
 
 
 def command(
+    ctx: typer.Context,
     config: Annotated[str, typer.Argument(help="Model folder, config.json, .gguf file or preset name.")],
     quantization: Annotated[str, typer.Option("--quantization", help="e.g. q4f16_1, q0f32.")],
     output: OutputOpt,
@@ -26,10 +27,11 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from ..convert import convert_weight
-    from ..progress import terminal
+    from llmc.commands.convert_weight import convert_weight
+    from llmc.graph.progress import terminal
 
     with terminal():
-        result = convert_weight(config, quantization, Path(output), open_store(store, remote, remote_read_only), model_type=model_type,
-                                source=source, source_format=source_format)
+        result = convert_weight(config, quantization, Path(output),
+                                open_store(ctx, store, remote, remote_read_only), started=session(ctx).started,
+                                model_type=model_type, source=source, source_format=source_format)
     result.report()

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import OutputOpt, ReadOnlyOpt, RemoteOpt, StoreOpt, open_store, session
 
 COMMAND = "gen_config"
 HELP = "Generate mlc-chat-config.json and tokenizer files for a model."
@@ -14,6 +14,7 @@ Size = Optional[int]
 
 
 def command(
+    ctx: typer.Context,
     config: Annotated[str, typer.Argument(help="Model folder, config.json, .gguf file or preset name.")],
     quantization: Annotated[str, typer.Option("--quantization", help="e.g. q4f16_1.")],
     conv_template: Annotated[str, typer.Option("--conv-template", help="A template name, or auto.")],
@@ -30,13 +31,15 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from ..configure import generate_config
-    from ..progress import terminal
+    from llmc.commands.gen_config import generate_config
+    from llmc.graph.progress import terminal
 
     with terminal():
-        result = generate_config(config, quantization, conv_template, Path(output), open_store(store, remote, remote_read_only),
+        result = generate_config(config, quantization, conv_template, Path(output),
+                                 open_store(ctx, store, remote, remote_read_only), started=session(ctx).started,
                                  model_type=model_type, no_tokenizer=no_tokenizer,
-                                 context_window_size=context_window_size, sliding_window_size=sliding_window_size,
-                                 prefill_chunk_size=prefill_chunk_size, attention_sink_size=attention_sink_size,
+                                 context_window_size=context_window_size,
+                                 sliding_window_size=sliding_window_size, prefill_chunk_size=prefill_chunk_size,
+                                 attention_sink_size=attention_sink_size,
                                  tensor_parallel_shards=tensor_parallel_shards, max_batch_size=max_batch_size)
     result.report()

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UserError
-from .common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.errors import UserError
+from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 
 app = typer.Typer(help="Inspect, verify and garbage-collect the artifact store.", no_args_is_help=True)
 
@@ -20,11 +20,9 @@ def _size(n: int) -> str:
 
 
 @app.command("ls")
-def ls(store: StoreOpt = None) -> None:
+def ls(ctx: typer.Context, store: StoreOpt = None) -> None:
     """List refs and what the store holds."""
-    from store.manifest import Manifest  # noqa: F401 (keeps the import graph honest)
-
-    s = open_store(store)
+    s = open_store(ctx, store)
     refs = s.list_refs()
     for name, manifest in refs.items():
         try:
@@ -40,15 +38,15 @@ def ls(store: StoreOpt = None) -> None:
 
 
 @app.command("show")
-def show(name: Annotated[str, typer.Argument(help="A ref, a manifest digest or an action key.")],
+def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A ref, a manifest digest or an action key.")],
          store: StoreOpt = None) -> None:
     """Show the files of an artifact, or an action entry's provenance."""
     import json
 
-    from store import digest
-    from store.local import _KEY_RE
+    from llmc.store import digest
+    from llmc.store.local import _KEY_RE
 
-    s = open_store(store)
+    s = open_store(ctx, store)
     if _KEY_RE.match(name):
         entry = s.get_action(name)
         if entry is None:
@@ -66,11 +64,11 @@ def show(name: Annotated[str, typer.Argument(help="A ref, a manifest digest or a
 
 
 @app.command("verify")
-def verify(store: StoreOpt = None) -> None:
+def verify(ctx: typer.Context, store: StoreOpt = None) -> None:
     """Rehash every object; name each corrupt one (moved to quarantine/); exit 1 if any."""
-    from store.verify import verify as run_verify
+    from llmc.store.verify import verify as run_verify
 
-    s = open_store(store)
+    s = open_store(ctx, store)
     report = run_verify(s)
     for problem in report.problems:
         print(problem)
@@ -83,17 +81,17 @@ def verify(store: StoreOpt = None) -> None:
 
 
 @app.command("gc")
-def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")] = False,
+def gc(ctx: typer.Context, dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")] = False,
        grace: Annotated[str, typer.Option("--grace", help="Keep unreachable objects younger than this.")] = "24h",
        store: StoreOpt = None) -> None:
     """Remove what no ref or pin reaches and is older than the grace period."""
-    from store import gc as store_gc
+    from llmc.store import gc as store_gc
 
     try:
         grace_s = store_gc.parse_duration(grace)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    s = open_store(store)
+    s = open_store(ctx, store)
     plan = store_gc.plan(s, grace_s)
     verb = "would remove" if dry_run else "removed"
     for d, _ in plan.manifests:
@@ -111,28 +109,28 @@ def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print what 
 
 
 @app.command("explain")
-def explain(a: Annotated[str, typer.Argument(help="Action key or ref.")],
+def explain(ctx: typer.Context, a: Annotated[str, typer.Argument(help="Action key or ref.")],
             b: Annotated[str, typer.Argument(help="Action key or ref.")],
             store: StoreOpt = None) -> None:
     """Say which input, option or tool makes two action keys differ."""
-    from store.explain import explain as run_explain
+    from llmc.store.explain import explain as run_explain
 
-    for line in run_explain(open_store(store), a, b):
+    for line in run_explain(open_store(ctx, store), a, b):
         print(line)
 
 
-def _remote_store(store, remote, read_only=False):
-    s = open_store(store, remote, read_only)
+def _remote_store(ctx: typer.Context, store, remote, read_only=False):
+    s = open_store(ctx, store, remote, read_only)
     if s.remote is None:
         raise UserError("no remote configured: pass --remote URL, set LLMC_REMOTE or $LLMC_HOME/config.toml")
     return s
 
 
 @app.command("push")
-def push(refs: Annotated[Optional[list[str]], typer.Argument(help="Refs to push (default: everything).")] = None,
+def push(ctx: typer.Context, refs: Annotated[Optional[list[str]], typer.Argument(help="Refs to push (default: everything).")] = None,
          store: StoreOpt = None, remote: RemoteOpt = None) -> None:
     """Upload what was built offline: artifacts, their action entries, and refs."""
-    s = _remote_store(store, remote)
+    s = _remote_store(ctx, store, remote)
     if s.remote.read_only:
         raise UserError("the remote is read-only here (--remote-read-only or config): nothing pushed")
     names = refs or list(s.list_refs())
@@ -148,12 +146,12 @@ def push(refs: Annotated[Optional[list[str]], typer.Argument(help="Refs to push 
 
 
 @app.command("pull")
-def pull(ref: Annotated[str, typer.Argument(help="A ref on the remote, or a manifest digest.")],
+def pull(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="A ref on the remote, or a manifest digest.")],
          store: StoreOpt = None, remote: RemoteOpt = None, remote_read_only: ReadOnlyOpt = False) -> None:
     """Fetch a whole artifact (verified) and keep it under the same ref locally."""
-    from store.remote import RemoteUnavailable
+    from llmc.store.remote import RemoteUnavailable
 
-    s = _remote_store(store, remote, remote_read_only)
+    s = _remote_store(ctx, store, remote, remote_read_only)
     s.ensure()
     try:
         manifest = s.remote.pull(s, ref)
@@ -166,6 +164,6 @@ def pull(ref: Annotated[str, typer.Argument(help="A ref on the remote, or a mani
 
 
 def digest_like(text: str) -> bool:
-    from store import digest
+    from llmc.store import digest
 
     return digest.is_digest(text)

@@ -26,7 +26,7 @@ from tvm import tirx
 from tvm.relax.frontend.nn.llm.position_embedding import switch_rope_freq_func
 from tvm.script import tirx as T
 
-from .fast_math import exp2
+from llmc.compiler.fast_math import exp2
 
 LOG2E = math.log2(math.e)
 NEG = -5e4  # the running max before any key is seen; scores never get near it

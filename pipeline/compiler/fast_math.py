@@ -14,7 +14,7 @@ import tvm_ffi
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .primfuncs import map_prim_funcs
+from llmc.compiler.primfuncs import map_prim_funcs
 
 LOG2E = math.log2(math.e)
 # 2^f on [-0.5, 0.5], highest degree first (Cephes exp2f).

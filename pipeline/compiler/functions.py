@@ -10,7 +10,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache
 
-from . import kv_cache
+from llmc.compiler import kv_cache
 
 
 def _rows(h: nn.Tensor, positions: nn.Tensor) -> nn.Tensor:

@@ -6,10 +6,9 @@ u8 x s8 dot-product instruction (VPDPBUSD: AVX512-VNNI or AVX-VNNI), applying th
 float scales once per group. Exact kernels stay the default (O2); these change the
 numerics by the activations' rounding (~0.4% of a group's largest value).
 
-MLC's 4-bit layout (q4f*_1): row n of `q_weight` [N, K/8] holds 8 nibbles per uint32,
-element k at bits 4*(k % 8) of word k // 8, stored as q + 7 with q in [-7, 8];
-`q_scale` [N, K/32]. So byte b of a row holds elements 2b (low nibble) and 2b+1 (high
-nibble). Masking a 32-byte vector with 0x0F gives the even elements, shifting by 4 the
+The weights are in llmc.quant.layout's INT8_KERNEL_LAYOUT (q4f*_1): 8 nibbles per uint32, element k
+at bits 4*(k % 8) of word k // 8, stored as q + 7. So byte b of a row holds elements 2b (low nibble)
+and 2b+1 (high nibble). Masking a 32-byte vector with 0x0F gives the even elements, shifting by 4 the
 odd ones; the activations are laid out to match:
 
 - xe [t, K/2] int8: the row's even elements, xo [t, K/2]: its odd ones, as round(x / sx)
@@ -33,11 +32,13 @@ import functools
 
 from tvm.script import tirx as T
 
-GROUP = 32
+from llmc.quant.layout import INT8_KERNEL_LAYOUT, has_int8_kernel_layout
+
+GROUP = INT8_KERNEL_LAYOUT.group_size
 STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
 PARALLEL_CHUNKS = 16
 DPBUSD = "llvm.x86.avx512.vpdpbusd.256"  # AVX512-VNNI with VL, or AVX-VNNI (same intrinsic in LLVM)
-ZERO_POINT = 7
+ZERO_POINT = INT8_KERNEL_LAYOUT.max_int
 
 
 def supported(target) -> bool:
@@ -51,8 +52,7 @@ def supported(target) -> bool:
 
 def scheme_ok(s) -> bool:
     """MLC's 4-bit group-32 NK layout with the zero point these kernels assume: q4f16_1 and q4f32_1."""
-    return (s.kind == "group" and s.layout == "NK" and s.bits == 4 and s.group_size == GROUP
-            and s.max_int == ZERO_POINT)
+    return has_int8_kernel_layout(s)
 
 
 def shape_ok(n: int, k: int) -> bool:

@@ -9,7 +9,7 @@ from tvm import relax
 from tvm.relax.frontend.nn.llm import kv_cache as tvm_kv
 from tvm.relax.frontend.nn.llm.kv_cache import RopeMode, TIRPagedKVCache
 
-from . import attention
+from llmc.compiler import attention
 
 _tvm_rope = tvm_kv.llama_rope_with_position_map
 

@@ -11,34 +11,29 @@ from __future__ import annotations
 from tvm import te, tirx
 from tvm.relax.frontend import nn
 
-from ..quantization import AWQ_ORDER, Scheme
-from . import int8_matmul
+from llmc.quant.layout import Scheme, awq_slot
+from llmc.compiler import int8_matmul
 
 
 def _dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
     """Dequantized weight element [n, k] of a group-quantized tensor, computed in dtype (the activation
     dtype: float32 on CPUs, where (q - max_int) * scale is then exact; the model dtype on GPUs, as MLC)."""
-    per_word = s.per_word
-    word = q[n, k // per_word] if nk else q[k // per_word, n]
+    word = q[n, k // s.per_word] if nk else q[k // s.per_word, n]
     sc = scale[n, k // s.group_size] if nk else scale[k // s.group_size, n]
-    shift = ((k % per_word) * s.bits).astype("uint32")
-    value = tirx.bitwise_and(tirx.shift_right(word, shift), tirx.const((1 << s.bits) - 1, "uint32"))
+    value = tirx.bitwise_and(tirx.shift_right(word, s.shift(k).astype("uint32")), tirx.const(s.mask, "uint32"))
     return (value.astype(dtype) - tirx.const(s.max_int, dtype)) * sc.astype(dtype)
 
 
 def _dequant_awq(qweight, qzeros, scales, s: Scheme, n, k, dtype: str):
     """AutoAWQ: w[n, k] = (q[k, n] - z[k / group, n]) * scale[k / group, n], nibbles in AWQ order."""
     def nibble(packed, row, col):
-        e = col % 8
-        shift = ((e % 2) * 4 + e // 2) * 4  # element e sits in nibble AWQ_ORDER.index(e)
-        return tirx.bitwise_and(tirx.shift_right(packed[row, col // 8], shift.astype("uint32")),
-                                tirx.const(15, "uint32")).astype(dtype)
+        shift = awq_slot(col % s.per_word) * s.bits
+        return tirx.bitwise_and(tirx.shift_right(packed[row, col // s.per_word], shift.astype("uint32")),
+                                tirx.const(s.mask, "uint32")).astype(dtype)
 
     g = k // s.group_size
     return (nibble(qweight, k, n) - nibble(qzeros, g, n)) * scales[g, n].astype(dtype)
 
-
-assert [((e % 2) * 4 + e // 2) for e in range(8)] == [AWQ_ORDER.index(e) for e in range(8)]
 
 
 def _matmul_te(x, weight_at, n: int, k: int, out_dtype: str, name: str):
@@ -122,8 +117,8 @@ class AWQLinear(_Linear):
                  out_dtype: str | None = None, bias_dtype: str | None = None):
         super().__init__(in_features, out_features, act, out_dtype)
         self.scheme = s
-        self.qweight = nn.Parameter((in_features, out_features // 8), "uint32")
-        self.qzeros = nn.Parameter((in_features // s.group_size, out_features // 8), "uint32")
+        self.qweight = nn.Parameter((in_features, out_features // s.per_word), "uint32")
+        self.qzeros = nn.Parameter((in_features // s.group_size, out_features // s.per_word), "uint32")
         self.scales = nn.Parameter((in_features // s.group_size, out_features), s.model_dtype)
         self._add_bias(bias, bias_dtype or s.model_dtype)
 

@@ -16,14 +16,13 @@ import tvm
 from tvm import relax
 from tvm.relax import vm_build
 
-from ..quantization import scheme as quant_scheme
-from . import cuda, fast_math, functions, gpt_neox, gpu, int8_matmul, layers, llama, logit_kernels, passes, schedules
-
-ARCHITECTURES = {"llama": llama, "mistral": llama, "gpt_neox": gpt_neox}
+from llmc import devices, families
+from llmc.compiler import fast_math, functions, gpu, int8_matmul, layers, logit_kernels, passes, schedules
+from llmc.quant import scheme as quant_scheme
 
 
 def model_class(model_type: str):
-    arch = ARCHITECTURES[model_type]
+    arch = families.nn_module(model_type)
 
     class Model(arch.CausalLM, functions.LibraryFunctions):
         pass
@@ -32,17 +31,17 @@ def model_class(model_type: str):
     return Model, arch
 
 
-def activation_dtype(s, target) -> str:
-    """float32 on CPUs, whatever the weights' dtype: x86 has no float16 arithmetic, so float16
-    activations only add conversions (and error); GPUs compute in the model dtype, as MLC does."""
-    return "float32" if target.kind.name == "llvm" else s.model_dtype
+def activation_dtype(s, device) -> str:
+    """The device's activation dtype (float32 on CPUs: x86 has no float16 arithmetic, so float16
+    activations only add conversions and error), else the model dtype, as MLC's GPU libraries."""
+    return device.ACTIVATION_DTYPE or s.model_dtype
 
 
-def build_model(spec: dict, target):
+def build_model(spec: dict, target, device):
     cfg = spec["model_config"]
     s = quant_scheme(spec["quantization"])
     cls, arch = model_class(spec["model_type"])
-    act = activation_dtype(s, target)
+    act = activation_dtype(s, device)
     model = cls(cfg, s, act)
     model.kv_spec = arch.kv_cache_spec(cfg)
     model.dtype = act
@@ -112,8 +111,8 @@ def _metadata_function(text: str) -> relax.Function:
     return relax.Function([], body, ret_ty=relax.ObjectType()).with_attr("global_symbol", "_metadata")
 
 
-def schedule_pass(target, opt: dict):
-    if target.kind.name != "llvm":
+def schedule_pass(target, device, opt: dict):
+    if device.SCHEDULES == "gpu":
         return gpu.schedule_pass(target.kind.name)
     if not opt.get("cpu_schedules", True):
         return None
@@ -122,20 +121,22 @@ def schedule_pass(target, opt: dict):
 
 def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     target = tvm.target.Target(target_dict)
-    model = build_model(spec, target)
+    device = devices.for_target(target_dict)
+    model = build_model(spec, target, device)
     mod, params = model.export_tvm(spec=model.spec())
     check_params(params, spec["params"])
-    on_gpu = target.kind.name != "llvm"
+    on_gpu = device.SCHEDULES == "gpu"
     for name, kernel in logit_kernels.KERNELS.items():
         mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
-    planned = passes.run(mod, passes.optimize(bounds, schedule_pass(target, spec["opt"]))
+    planned = passes.run(mod, passes.optimize(bounds, schedule_pass(target, device, spec["opt"]))
                          + passes.vm_lowering()[:5], target)
     meta = metadata(spec, model, memory_usage(planned))
     planned = planned.clone()
     planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
     lowered = passes.run(planned, passes.vm_lowering()[5:], target)
     _emit(lowered, target, spec, out_dir)
+    device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -153,6 +154,3 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path) -> None:
     host_target = kernels.get_function("_get_target_string")()
     packed = pack(executable, spec["system_lib"], host_target, spec["system_lib_prefix"])
     packed.write_to_file(str(out_dir / "devc.ll"))
-    if target.kind.name == "cuda":
-        devc = out_dir / "devc.ll"
-        devc.write_text(cuda.embed_fatbins(devc.read_text(), tuple(spec["cuda_archs"])))

@@ -5,7 +5,7 @@ import tvm
 from tvm import relax
 from tvm.relax import transform
 
-from .determinism import canonicalize_shape_funcs
+from llmc.compiler.determinism import canonicalize_shape_funcs
 
 
 def attach_variable_bounds(bounds: dict[str, int]):

@@ -24,8 +24,8 @@ from __future__ import annotations
 import tvm
 from tvm import s_tir, tirx
 
-from .int8_matmul import PARALLEL_CHUNKS
-from .primfuncs import map_prim_funcs
+from llmc.compiler.int8_matmul import PARALLEL_CHUNKS
+from llmc.compiler.primfuncs import map_prim_funcs
 
 GEMV_MAX_ROWS = 8
 MIN_PARALLEL_ROWS = 4

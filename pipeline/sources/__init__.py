@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from llmc.errors import UserError
 
 FORMATS = ("huggingface-safetensor", "huggingface-torch", "gguf", "awq")
 
@@ -61,15 +61,15 @@ def weight_files(root: Path, fmt: str) -> list[str]:
 
 def open_reader(fmt: str, root: Path, files: list[str], gguf_plan=None):
     if fmt in ("huggingface-safetensor", "awq"):
-        from .safetensors_file import SafetensorsReader
+        from llmc.sources.safetensors_file import SafetensorsReader
 
         return SafetensorsReader(root, [f for f in files if f.endswith(".safetensors")])
     if fmt == "huggingface-torch":
-        from .torch_file import TorchReader
+        from llmc.sources.torch_file import TorchReader
 
         return TorchReader(root, [f for f in files if f.endswith(".bin")])
     if fmt == "gguf":
-        from .gguf_file import GGUFReader
+        from llmc.sources.gguf_file import GGUFReader
 
         return GGUFReader(root / files[0], gguf_plan)
     raise UserError(f"unknown source format {fmt!r}; known: auto, {', '.join(FORMATS)}")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..models import ALIASES, architecture
+from llmc.errors import UserError
+from llmc.families import ALIASES, architecture
 
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
 _CHUNK_ELEMS = 1 << 22

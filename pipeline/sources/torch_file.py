@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NotAvailable, UserError
+from llmc.errors import NotAvailable, UserError
 
 
 class TorchReader:

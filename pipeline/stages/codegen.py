@@ -6,12 +6,11 @@ from pathlib import Path
 NAME = "codegen"
 VERSION = "1"
 TOOLS = ("tvm",)
+EPHEMERAL = False
 DEFAULTS = {}
 
 
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
-    import tvm
+    from llmc.compiler.objects import write_objects
 
-    lowered = inputs["lowered"]
-    for ir in sorted(lowered.glob("*.ll")):
-        tvm.runtime.load_module(str(ir)).write_to_file(str(out_dir / f"{ir.stem}.o"))
+    write_objects(inputs["lowered"], out_dir)

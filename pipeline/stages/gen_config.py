@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import conversation, hfconfig, models, sentencepiece_convert, tokenizer_files
-from ..errors import UserError
+from llmc.chat import templates as conversation, sentencepiece as sentencepiece_convert, tokenizer_files
+from llmc.sources import hf_config as hfconfig
+from llmc import families as models
+from llmc.errors import UserError
 
 NAME = "gen_config"
 VERSION = "2"
 TOOLS = ("python", "llmc", "tokenizers", "gguf")
 SIZES = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
          "tensor_parallel_shards", "max_batch_size")
+EPHEMERAL = False
 DEFAULTS = {"model_type": "auto", "quantization": "q0f32", "conv_template": "auto", "preset": "",
             "config_file": "config.json", "gguf": "", "no_tokenizer": False, **{k: None for k in SIZES}}
 DEFAULT_MAX_BATCH_SIZE = 128
@@ -122,7 +125,7 @@ def _tokenizer(src: Path | None, gguf_path: Path | None, out_dir: Path, skip: bo
     if skip:
         return None, None, {}
     if gguf_path is not None:
-        from ..sources.gguf_file import _open, metadata
+        from llmc.sources.gguf_file import _open, metadata
 
         meta = metadata(_open(gguf_path), ["tokenizer."])
         text, tok_config = tokenizer_files.gguf_tokenizer(meta)

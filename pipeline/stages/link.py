@@ -12,11 +12,12 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from ..errors import NotAvailable, UserError
-from ..fingerprints import which
+from llmc.errors import NotAvailable, UserError
+from llmc.graph.fingerprints import which
 
 NAME = "link"
 VERSION = "1"
+EPHEMERAL = False
 DEFAULTS = {"format": "so", "triple": ""}
 OUTPUT = "model.{format}"
 WASM_FLAGS = ["-O3", "-std=c++17", "--no-entry", "-s", "WASM_BIGINT=1", "-s", "ERROR_ON_UNDEFINED_SYMBOLS=0",

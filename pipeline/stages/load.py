@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import hfconfig, models
-from ..errors import UserError
-from ..sources import open_reader
+from llmc.sources import hf_config as hfconfig
+from llmc import families as models
+from llmc.errors import UserError
+from llmc.sources import open_reader
 
 NAME = "load"
 VERSION = "1"
 TOOLS = ("python", "llmc", "numpy", "gguf", "safetensors")
+EPHEMERAL = False
 DEFAULTS = {"model_type": "auto", "source_format": "huggingface-safetensor", "files": [], "preset": "",
             "config_file": "config.json", "quantization_kind": "none"}
 
@@ -61,7 +63,7 @@ def _check(expected: dict[str, tuple[int, ...]], found: dict, where: Path) -> No
 
 
 def _check_awq(params, found: dict) -> None:
-    from ..quantization import SCHEMES
+    from llmc.quant import SCHEMES
 
     s = SCHEMES["q4f16_awq"]
     for p in params:

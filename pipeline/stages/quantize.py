@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import progress, quantization
-from ..models.base import Param
-from ..sources import open_reader
+from llmc import quant as quantization
+from llmc.families.base import Param
+from llmc.graph import progress
+from llmc.sources import open_reader
 
 NAME = "quantize"
 VERSION = "1"
@@ -31,8 +32,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     records = []
     with progress.task(f"quantize {s.name}", total=len(params)) as bar:
         for p in params:
-            outs = _awq(reader, p, s) if (s.kind == "awq" and quantization.is_quantized(p, s)) \
-                else quantization.quantize(p, _read(reader, p), s)
+            outs = quantization.convert(p, reader, s)
             for t, arr in outs:
                 if tuple(arr.shape) != t.shape or arr.dtype != np.dtype(t.dtype):
                     raise AssertionError(f"{t.name}: made {arr.shape} {arr.dtype}, spec says {t.shape} {t.dtype}")
@@ -44,25 +44,3 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
             bar.advance()
     meta = {"ParamSize": quantization.param_count(params), "quantization": s.name}
     (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records}, indent=1))
-
-
-def _read(reader, p: Param) -> np.ndarray:
-    parts = [reader.get(name) for name in p.hf]
-    if len(parts) == 1:
-        return parts[0]
-    dtype = np.result_type(*parts)
-    return np.concatenate([np.asarray(x, dtype=dtype) for x in parts], axis=0)
-
-
-def _awq(reader, p: Param, s) -> list:
-    """AutoAWQ tensors, fused along the output axis; int32 words are kept bit for bit as uint32."""
-    outs = quantization.tensors(p, s)
-    bases = [name[: -len(".weight")] for name in p.hf]
-    arrays = []
-    for t in outs:
-        parts = [np.asarray(reader.raw(f"{b}.{t.role}") if hasattr(reader, "raw") else reader.get(f"{b}.{t.role}"))
-                 for b in bases]
-        joined = np.concatenate(parts, axis=1)
-        joined = joined.view(np.uint32) if t.dtype == "uint32" else joined.astype(t.dtype)
-        arrays.append((t, np.ascontiguousarray(joined)))
-    return arrays

@@ -11,11 +11,12 @@ import os
 import shutil
 from pathlib import Path
 
-from .. import progress
+from llmc.graph import progress
 
 NAME = "shard"
 VERSION = "1"
 TOOLS = ("python", "llmc")
+EPHEMERAL = False
 DEFAULTS = {"max_shard_bytes": 32 << 20}
 INDEX_NAMES = ("tensor-cache.json", "ndarray-cache.json")
 

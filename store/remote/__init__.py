@@ -18,9 +18,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .. import atomic, canonical, digest
-from ..manifest import BadManifest, Manifest
-from .backends import RemoteUnavailable, open_backend
+from llmc.store import atomic, canonical, digest
+from llmc.store.manifest import BadManifest, Manifest
+from llmc.store.remote.backends import RemoteUnavailable, open_backend
 
 __all__ = ["Remote", "RemoteUnavailable", "open_remote"]
 FAILED = object()

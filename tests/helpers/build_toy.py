@@ -7,8 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.runner import Runner, Step  # noqa: E402
-from store import Store  # noqa: E402
+from llmc.graph.runner import Runner, Step  # noqa: E402
+from llmc.store import Store  # noqa: E402
 from toy_stages import toy  # noqa: E402
 
 

@@ -1,0 +1,1 @@
+"""Conversation templates and tokenizer files: shared by gen_config and the runtime."""

@@ -1,0 +1,86 @@
+"""Tokenizer files for mlc-chat-config.json: copied from the model, or built from a GGUF's vocabulary."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from llmc.errors import NotAvailable, UserError
+
+FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
+         "tokenizer.model")
+GGUF_CONTROL, GGUF_USER_DEFINED = 3, 4
+
+
+def present(src: Path | None) -> list[str]:
+    if src is None:
+        return []
+    return [name for name in FILES if (src / name).is_file()]
+
+
+def copy(src: Path, out: Path) -> list[str]:
+    names = present(src)
+    for name in names:
+        shutil.copyfile(src / name, out / name)
+    return names
+
+
+def gguf_tokenizer(meta: dict) -> tuple[str, dict]:
+    """(tokenizer.json text, tokenizer_config dict) from a GGUF's tokenizer.ggml.* metadata."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    kind = meta.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise NotAvailable(f"building tokenizer.json from a GGUF with tokenizer model {kind!r} is not "
+                           "supported (only byte-level BPE, 'gpt2'); give the model's tokenizer files instead")
+    tokens = list(meta["tokenizer.ggml.tokens"])
+    types = list(meta.get("tokenizer.ggml.token_type", [1] * len(tokens)))
+    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", False))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    special = [AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types)
+               if ty in (GGUF_CONTROL, GGUF_USER_DEFINED)]
+    tok.add_special_tokens(special)
+
+    def token(key):
+        i = meta.get(f"tokenizer.ggml.{key}_token_id")
+        return tokens[int(i)] if i is not None and 0 <= int(i) < len(tokens) else None
+
+    config = {
+        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+        "add_eos_token": bool(meta.get("tokenizer.ggml.add_eos_token", False)),
+        "bos_token": token("bos"), "eos_token": token("eos"), "pad_token": token("padding"),
+        "unk_token": token("unknown"),
+        "chat_template": meta.get("tokenizer.chat_template"),
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    return tok.to_str(pretty=False), {k: v for k, v in config.items() if v is not None}
+
+
+def info(out: Path) -> dict:
+    """MLC's tokenizer_info, detected from tokenizer.json (byte-level BPE vs sentencepiece byte fallback)."""
+    path = out / "tokenizer.json"
+    if not path.exists():
+        return {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": False,
+                "strip_space_in_decode": False}
+    try:
+        spec = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    decoder = spec.get("decoder") or {}
+    decoders_ = decoder.get("decoders", [decoder]) if decoder.get("type") == "Sequence" else [decoder]
+    kinds = {d.get("type") for d in decoders_}
+    method = "byte_fallback" if "ByteFallback" in kinds or spec.get("model", {}).get("byte_fallback") \
+        else "byte_level"
+    normalizer = spec.get("normalizer") or {}
+    norms = normalizer.get("normalizers", [normalizer]) if normalizer.get("type") == "Sequence" else [normalizer]
+    prepend = any(n.get("type") == "Prepend" and n.get("prepend") == "\u2581" for n in norms)
+    pre = spec.get("pre_tokenizer") or {}
+    pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    prepend = prepend or any(p.get("type") == "Metaspace" and p.get("prepend_scheme", "always") != "never"
+                             for p in pres)
+    strip = any(d.get("type") == "Strip" and d.get("start", 0) >= 1 for d in decoders_)
+    return {"token_postproc_method": method, "prepend_space_in_encode": prepend, "strip_space_in_decode": strip}

@@ -1,0 +1,44 @@
+"""convert_weight: load -> quantize -> shard, through the store, into an output folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmc.commands import outputs
+from llmc import quant as quantization
+from llmc.commands.result import Result
+from llmc.errors import UserError
+from llmc.sources.model_input import resolve_config, resolve_source
+from llmc.graph.runner import Runner, Step
+from llmc.stages import load, quantize, shard
+
+
+def weights_step(config: str, quant: str, model_type: str = "auto", source: str | None = None,
+                 source_format: str = "auto") -> Step:
+    """The shard step of a conversion (its manifest is the weights artifact)."""
+    s = quantization.scheme(quant)
+    mi = resolve_config(config)
+    weights, fmt = resolve_source(mi, source, source_format, s.name)
+    if fmt == "awq" and s.kind != "awq":
+        raise UserError(f"an AWQ checkpoint converts only to q4f16_awq, not {s.name}")
+    inputs = {"weights": weights}
+    config_src = mi.config_source()
+    if config_src is not None:
+        inputs["config"] = config_src
+    load_step = Step(load, inputs=inputs, options={
+        "model_type": model_type, "source_format": fmt, "files": list(weights.files),
+        "preset": mi.preset, "config_file": mi.config_file, "quantization_kind": s.kind})
+    quant_step = Step(quantize, inputs={"model": load_step, "weights": weights},
+                      options={"quantization": s.name})
+    return Step(shard, inputs={"tensors": quant_step})
+
+
+def convert_weight(config: str, quant: str, output: Path, store, model_type: str = "auto",
+                   source: str | None = None, source_format: str = "auto", started: float | None = None) -> Result:
+    output = Path(output)
+    step = weights_step(config, quant, model_type, source, source_format)
+    outputs.check_writable(output)
+    with Runner(store, started) as runner:
+        manifest = runner.manifest(step)
+        outputs.install_dir(store, manifest, output, last=shard.INDEX_NAMES, owned=("params_shard_*.bin",))
+        store.set_ref(f"convert_weight/{output.resolve().name}", manifest)
+        return Result(manifest, output, runner.summary(), runner.counts())

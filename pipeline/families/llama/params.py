@@ -1,0 +1,43 @@
+"""The parameter spec of llama and mistral: MLC's names and shapes, and the Hugging Face tensors behind them."""
+from __future__ import annotations
+
+from llmc.families.base import Param
+
+
+def params(cfg: dict) -> list[Param]:
+    h, hd = cfg["hidden_size"], cfg["head_dim"]
+    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
+    out = [Param("model.embed_tokens.weight", (cfg["vocab_size"], h), "embedding", ("model.embed_tokens.weight",))]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}"
+        out += [
+            Param(f"{p}.self_attn.qkv_proj.weight", (q + 2 * kv, h), "linear",
+                  tuple(f"{p}.self_attn.{x}_proj.weight" for x in "qkv")),
+            Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",)),
+            Param(f"{p}.mlp.gate_up_proj.weight", (2 * inter, h), "linear",
+                  (f"{p}.mlp.gate_proj.weight", f"{p}.mlp.up_proj.weight")),
+            Param(f"{p}.mlp.down_proj.weight", (h, inter), "linear", (f"{p}.mlp.down_proj.weight",)),
+            Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
+            Param(f"{p}.post_attention_layernorm.weight", (h,), "norm",
+                  (f"{p}.post_attention_layernorm.weight",)),
+        ]
+    out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
+    if not cfg["tie_word_embeddings"]:
+        out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
+    return out
+
+
+def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Shapes of the Hugging Face tensors that params() reads."""
+    h, hd = cfg["hidden_size"], cfg["head_dim"]
+    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
+    split = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "gate_proj": (inter, h),
+             "up_proj": (inter, h)}
+    shapes = {}
+    for p in params(cfg):
+        if len(p.hf) == 1:
+            shapes[p.hf[0]] = p.shape
+        else:
+            for name in p.hf:
+                shapes[name] = split[name.rsplit(".", 2)[-2]]
+    return shapes

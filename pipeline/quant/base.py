@@ -1,0 +1,39 @@
+"""What every scheme kind module shares: the stored tensor record and reading a float parameter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmc.families.base import Param
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One stored tensor: what the weights index and the model library agree on."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    param: str   # the float Param it comes from
+    role: str    # "weight", "q_weight", "q_scale", "qweight", "qzeros", "scales"
+
+
+def stem(name: str) -> str:
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def float_tensor(p: Param, model_dtype: str) -> Tensor:
+    return Tensor(p.name, p.shape, p.dtype or model_dtype, p.name, "weight")
+
+
+def read_float(reader, p: Param) -> np.ndarray:
+    """A parameter's float weight from the source: its Hugging Face tensors joined along axis 0."""
+    parts = [reader.get(name) for name in p.hf]
+    if len(parts) == 1:
+        return parts[0]
+    dtype = np.result_type(*parts)
+    return np.concatenate([np.asarray(x, dtype=dtype) for x in parts], axis=0)
+
+
+def as_stored(t: Tensor, w: np.ndarray) -> list[tuple[Tensor, np.ndarray]]:
+    return [(t, np.ascontiguousarray(w, dtype=t.dtype))]
