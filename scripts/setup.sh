@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Reinstall only when the dependencies changed since the last install.
 stamp=.venv/.llmc-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e '.[test]'
   echo "$want" > "$stamp"
