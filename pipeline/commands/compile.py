@@ -245,8 +245,8 @@ def _plans(model_dir: Path, output: Path, spec: dict, targets: list[devices.Devi
         flags, notes = parse_opt(opt, dev, spec["quantization"], cache_dir)
         messages += [f"note: {n}" for n in notes]
         if dev.prefill_limit and spec["prefill_chunk_size"] > dev.prefill_limit:
-            messages.append(f"warning: prefill_chunk_size {spec['prefill_chunk_size']} may exceed {dev.name}'s buffer "
-                            f"size limits; consider gen_config --prefill-chunk-size {dev.prefill_limit}")
+            messages.append(f"warning: prefill_chunk_size {spec['prefill_chunk_size']} may exceed "
+                            f"{dev.prefill_limit_reason}; consider gen_config --prefill-chunk-size {dev.prefill_limit}")
         plans.append(_Plan(dev, out, fmt, flags, system_lib_prefix(prefix, spec, dev)))
         outputs.check_writable(out, want_dir=False)
     return plans, messages

@@ -13,6 +13,7 @@ class Device:
     system_lib_prefix: str = ""     # what --system-lib-prefix auto means ("{model_type}_{quantization}_" for apps)
     cuda_archs: tuple[str, ...] = ()
     prefill_limit: int = 0          # a prefill chunk above this draws a warning (WebGPU's buffer limits)
+    prefill_limit_reason: str = ""   # what the limit comes from, for that warning
 
     @property
     def triple(self) -> str:

@@ -25,4 +25,5 @@ def resolve(name: str, variant: str, host: str | None, cache_dir: Path | None) -
     if variant:
         raise UserError(f"unknown device {name!r}; use {HELP}")
     target = {"kind": "webgpu", "host": {"kind": "llvm", "mtriple": host or "wasm32-unknown-unknown-wasm"}}
-    return Device(name, target, (".wasm", ".tar"), ".wasm", prefill_limit=PREFILL_LIMIT)
+    return Device(name, target, (".wasm", ".tar"), ".wasm", prefill_limit=PREFILL_LIMIT,
+                  prefill_limit_reason="WebGPU's buffer size limits")
