@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmc.store.local import ActionEntry, StoreError, Store, _KEY_RE
+from llmc.store.local import _KEY_RE, ActionEntry, Store, StoreError
 
 
 def resolve(store: Store, name: str) -> ActionEntry:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmc.store import digest
-from llmc.store.local import MissingObject, StoreError, Store
+from llmc.store.local import MissingObject, Store, StoreError
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,10 @@ def test_every_scheme_kind_and_device_is_one_module():
     names = [n for d in devices.DEVICES for n in d.NAMES]
     assert len(names) == len(set(names))
     assert devices.module_for("metal:x86-64") is devices.module_for("iphone")
+    for device in devices.DEVICES:
+        if device is not devices.vulkan:  # the refusal builds nothing
+            assert device.SCHEDULES in ("cpu", "gpu") and isinstance(device.TOOLS, tuple)
+            assert callable(device.post_lower) and (device.ACTIVATION_DTYPE in (None, "float32"))
 
 
 def test_stages_follow_the_protocol_and_a_misspelt_one_fails(tmp_path):

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmc.errors import UserError
 from llmc.cli import common
+from llmc.errors import UserError
 
 app = typer.Typer(
     add_completion=False,

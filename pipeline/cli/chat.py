@@ -23,11 +23,10 @@ def command(
 ) -> None:
     from pathlib import Path
 
-    from llmc.runtime.chat import run
-    from llmc.runtime.engine import MLCEngine
-
     from llmc import devices
     from llmc.errors import UserError
+    from llmc.runtime.chat import run
+    from llmc.runtime.engine import MLCEngine
 
     if not (Path(model) / "mlc-chat-config.json").is_file():
         raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")

@@ -21,7 +21,6 @@ RemoteOpt = Annotated[
 ReadOnlyOpt = Annotated[bool, typer.Option("--remote-read-only", help="Fetch from the remote, never push.")]
 
 
-
 @dataclass
 class Session:
     """One CLI invocation, carried as typer's context object: when it began (so the summary line's time
@@ -39,10 +38,9 @@ def session(ctx: typer.Context) -> Session:
 
 def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None, read_only: bool = False):
     """The store, with its remote tier if one is configured (flag, $LLMC_REMOTE, config.toml)."""
+    from llmc.errors import UserError
     from llmc.store import Store
     from llmc.store.config import remote_settings
-
-    from llmc.errors import UserError
 
     store = Store(path if path is not None else session(ctx).store)
     try:
@@ -50,9 +48,8 @@ def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None,
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if url:
-        from llmc.store.remote import RemoteUnavailable, open_remote
-
         from llmc.graph import progress
+        from llmc.store.remote import RemoteUnavailable, open_remote
 
         try:
             store.remote = open_remote(url, read_only)

@@ -5,8 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmc.errors import UserError
 from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.errors import UserError
 
 app = typer.Typer(help="Inspect, verify and garbage-collect the artifact store.", no_args_is_help=True)
 

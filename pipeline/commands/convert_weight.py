@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmc.commands import outputs
 from llmc import quant as quantization
+from llmc.commands import outputs
 from llmc.commands.result import Result
 from llmc.errors import UserError
-from llmc.sources.model_input import resolve_config, resolve_source
 from llmc.graph.runner import Runner, Step
+from llmc.sources.model_input import resolve_config, resolve_source
 from llmc.stages import load, quantize, shard
 
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmc.commands import outputs
 from llmc import quant as quantization
+from llmc.chat.tokenizer_files import FILES as TOKENIZER_FILES
+from llmc.commands import outputs
 from llmc.commands.result import Result
 from llmc.errors import UserError
-from llmc.sources.model_input import resolve_config
 from llmc.graph.runner import Runner, Source, Step
+from llmc.sources.model_input import resolve_config
 from llmc.stages import gen_config
-from llmc.chat.tokenizer_files import FILES as TOKENIZER_FILES
 
 CONFIG_SIDE_FILES = ("generation_config.json", "chat_template.jinja") + TOKENIZER_FILES
 

@@ -4,16 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmc.devices.base import APP_PREFIX, Device
+from llmc.devices.gpu import ACTIVATION_DTYPE, SCHEDULES, TOOLS, post_lower  # noqa: F401 - the GPU defaults
 from llmc.errors import UserError
-
-ACTIVATION_DTYPE = None  # the model's dtype, as MLC
-# Programs lower runs for this device: their versions key its libraries.
-TOOLS = ()
-SCHEDULES = "gpu"
-
-
-def post_lower(out_dir: Path, spec: dict) -> None:
-    pass
 
 NAMES = ("android",)
 TARGET_KINDS = ("opencl",)

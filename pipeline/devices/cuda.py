@@ -4,15 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmc.devices.base import Device
+from llmc.devices.gpu import ACTIVATION_DTYPE, SCHEDULES  # noqa: F401 - the GPU defaults
 from llmc.errors import NotAvailable, UserError
 
 NAMES = ("cuda",)
 TARGET_KINDS = ("cuda",)
 HELP = "cuda[:sm_XX[+sm_YY]]"
-ACTIVATION_DTYPE = None  # the model's dtype, as MLC
 # Programs lower runs for this device: their versions key its libraries.
 TOOLS = ("nvcc",)
-SCHEDULES = "gpu"
 # CUDA 13's nvcc accepts compute capability 7.5 and newer; without a GPU to ask, build for all of these.
 DEFAULT_ARCHS = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120")
 

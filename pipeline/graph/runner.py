@@ -19,14 +19,13 @@ from types import ModuleType
 
 from filelock import FileLock
 
+from llmc.errors import UserError
+from llmc.graph import fingerprints, progress
+from llmc.graph import stage as stage_protocol
 from llmc.store import Store, StoreError, digest
 from llmc.store.canonical import key_of as canonical_key
 from llmc.store.hashcache import HashCache
 from llmc.store.manifest import Entry, Manifest
-
-from llmc.graph import fingerprints, progress
-from llmc.graph import stage as stage_protocol
-from llmc.errors import UserError
 
 KEY_SCHEMA = 1
 

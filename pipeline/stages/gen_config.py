@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmc.chat import templates as conversation, sentencepiece as sentencepiece_convert, tokenizer_files
-from llmc.sources import hf_config as hfconfig
 from llmc import families as models
+from llmc.chat import sentencepiece as sentencepiece_convert
+from llmc.chat import templates as conversation
+from llmc.chat import tokenizer_files
 from llmc.errors import UserError
+from llmc.sources import hf_config as hfconfig
 
 NAME = "gen_config"
 VERSION = "2"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmc.sources import hf_config as hfconfig
 from llmc import families as models
 from llmc.errors import UserError
+from llmc.sources import hf_config as hfconfig
 from llmc.sources import open_reader
 
 NAME = "load"
