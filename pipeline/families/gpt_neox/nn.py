@@ -4,9 +4,9 @@ from __future__ import annotations
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 
-from llmc.quant import Scheme
-from llmc.compiler import layers
+from llmc.compiler import decoder, layers
 from llmc.compiler.kv_cache import KVCacheSpec
+from llmc.quant import Scheme
 
 ACTIVATIONS = {
     "gelu": lambda x: op.gelu(x),
@@ -67,34 +67,13 @@ class Layer(nn.Module):
         return self.mlp(self.post_attention_layernorm(x)) + x
 
 
-class Backbone(nn.Module):
+class CausalLM(decoder.CausalLM):
     def __init__(self, cfg: dict, s: Scheme, act: str):
-        self.embed_in = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act)
-        self.layers = nn.ModuleList([Layer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])])
-        self.final_layer_norm = layers.LayerNorm(cfg["hidden_size"], cfg["layer_norm_eps"], s.model_dtype)
-
-    def forward(self, x: nn.Tensor, cache) -> nn.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cache, i)
-        return self.final_layer_norm(x)
-
-
-class CausalLM(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme, act: str):
-        self.gpt_neox = Backbone(cfg, s, act)
-        self.tied = cfg["tie_word_embeddings"]
-        if not self.tied:
-            self.embed_out = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, act, final=True,
-                                           out_dtype="float32")
-
-    def embed_tokens(self, ids: nn.Tensor) -> nn.Tensor:
-        return self.gpt_neox.embed_in(ids)
-
-    def hidden(self, x: nn.Tensor, cache) -> nn.Tensor:
-        return self.gpt_neox(x, cache)
-
-    def logits(self, h: nn.Tensor) -> nn.Tensor:
-        return self.gpt_neox.embed_in.lm_head(h) if self.tied else self.embed_out(h)
+        backbone = decoder.Backbone(
+            "embed_in", layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act),
+            [Layer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])],
+            "final_layer_norm", layers.LayerNorm(cfg["hidden_size"], cfg["layer_norm_eps"], s.model_dtype))
+        super().__init__("gpt_neox", backbone, "embed_out", cfg, s, act)
 
 
 def kv_cache_spec(cfg: dict) -> KVCacheSpec:

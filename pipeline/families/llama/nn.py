@@ -4,9 +4,9 @@ from __future__ import annotations
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 
-from llmc.quant import Scheme
-from llmc.compiler import layers
+from llmc.compiler import decoder, layers
 from llmc.compiler.kv_cache import KVCacheSpec
+from llmc.quant import Scheme
 
 
 class Attention(nn.Module):
@@ -49,34 +49,13 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class Backbone(nn.Module):
+class CausalLM(decoder.CausalLM):
     def __init__(self, cfg: dict, s: Scheme, act: str):
-        self.embed_tokens = layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act)
-        self.layers = nn.ModuleList([DecoderLayer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])])
-        self.norm = layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype)
-
-    def forward(self, x: nn.Tensor, cache) -> nn.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cache, i)
-        return self.norm(x)
-
-
-class CausalLM(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme, act: str):
-        self.model = Backbone(cfg, s, act)
-        self.tied = cfg["tie_word_embeddings"]
-        if not self.tied:
-            self.lm_head = layers.linear(cfg["hidden_size"], cfg["vocab_size"], s, act, final=True,
-                                         out_dtype="float32")
-
-    def embed_tokens(self, ids: nn.Tensor) -> nn.Tensor:
-        return self.model.embed_tokens(ids)
-
-    def hidden(self, x: nn.Tensor, cache) -> nn.Tensor:
-        return self.model(x, cache)
-
-    def logits(self, h: nn.Tensor) -> nn.Tensor:
-        return self.model.embed_tokens.lm_head(h) if self.tied else self.lm_head(h)
+        backbone = decoder.Backbone(
+            "embed_tokens", layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act),
+            [DecoderLayer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])],
+            "norm", layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype))
+        super().__init__("model", backbone, "lm_head", cfg, s, act)
 
 
 def kv_cache_spec(cfg: dict) -> KVCacheSpec:
