@@ -17,7 +17,7 @@ def weights_step(config: str, quant: str, model_type: str = "auto", source: str 
     """The shard step of a conversion (its manifest is the weights artifact)."""
     s = quantization.scheme(quant)
     mi = resolve_config(config)
-    weights, fmt = resolve_source(mi, source, source_format, s.name)
+    weights, fmt = resolve_source(mi, source, source_format, s.kind)
     if fmt == "awq" and s.kind != "awq":
         raise UserError(f"an AWQ checkpoint converts only to q4f16_awq, not {s.name}")
     inputs = {"weights": weights}

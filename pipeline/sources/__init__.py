@@ -12,12 +12,13 @@ from llmc.errors import UserError
 FORMATS = ("huggingface-safetensor", "huggingface-torch", "gguf", "awq")
 
 
-def detect_format(root: Path, files: list[str], quantization: str) -> str:
+def detect_format(root: Path, files: list[str], quantization_kind: str) -> str:
+    """The source format of a folder's files; safetensors hold AutoAWQ's tensors when the scheme is AWQ."""
     names = [Path(f).name for f in files]
     if any(n.endswith(".gguf") for n in names):
         return "gguf"
     if any(n.endswith(".safetensors") for n in names):
-        if quantization in ("q4f16_awq", "q4f16_autoawq"):
+        if quantization_kind == "awq":
             return "awq"
         return "huggingface-safetensor"
     if any(n.endswith(".bin") for n in names):

@@ -47,7 +47,7 @@ def resolve_config(config: str) -> ModelInput:
 
 
 def resolve_source(mi: ModelInput, source: str | None, source_format: str,
-                   quantization: str) -> tuple[Source, str]:
+                   quantization_kind: str) -> tuple[Source, str]:
     """(weights Source, format) from --source/--source-format, defaulting to CONFIG's own files."""
     if source_format != "auto" and source_format not in FORMATS:
         raise UserError(f"unknown source format {source_format!r}; known: auto, {', '.join(FORMATS)}")
@@ -68,7 +68,7 @@ def resolve_source(mi: ModelInput, source: str | None, source_format: str,
         root, files = path.parent, [path.name]
         fmt = source_format if source_format != "auto" else fmt
         return Source(root, tuple(files)), fmt
-    fmt = source_format if source_format != "auto" else detect_format(path, _listing(path), quantization)
+    fmt = source_format if source_format != "auto" else detect_format(path, _listing(path), quantization_kind)
     return Source(path, tuple(weight_files(path, fmt))), fmt
 
 
