@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmc.cli import common
-from llmc.errors import UserError
+from llmc.errors import BuildFailed, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -101,6 +101,8 @@ def run(argv: list[str], debug: bool = False, started: float | None = None) -> i
         return fail(exc.format_message(), 2)
     except (UserError, StoreError) as exc:
         return fail(str(exc), 2)
+    except BuildFailed as exc:
+        return fail(str(exc), 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         return fail(f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
     return code if isinstance(code, int) else 0

@@ -11,7 +11,7 @@ from llmc import families as models
 from llmc import quant as quantization
 from llmc.commands import outputs
 from llmc.commands.result import Built, Result
-from llmc.errors import NotAvailable, UserError
+from llmc.errors import BuildFailed, NotAvailable, UserError
 from llmc.graph.runner import Runner, Source, Step
 from llmc.quant.layout import has_int8_kernel_layout
 from llmc.sources.hf_config import read_json
@@ -263,16 +263,27 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
     check_weights(config_path.parent, spec)
     targets = [devices.resolve(name, host, store.root) for name in devices.split_devices(device)]
     plans, messages = _plans(config_path.parent, output, spec, targets, opt, prefix, store.root)
-    built = []
+    built, failed = [], []
     with Runner(store, started) as runner:
         for plan in plans:
             step = library_steps(spec, plan.device, plan.fmt, plan.flags, plan.prefix, wasm_runtime())
-            manifest = runner.manifest(step)
+            try:
+                manifest = runner.manifest(step)
+            except BuildFailed as exc:  # the other devices still build
+                failed.append(exc)
+                continue
             outputs.install_file(store, manifest, link.OUTPUT.format(format=plan.fmt), plan.output)
             store.set_ref(f"compile/{plan.output.name}", manifest)
             built.append(Built(plan.device.name, plan.output, manifest))
+        if failed:
+            raise BuildFailed(_failure_report(failed, built), tuple(built)) from failed[0]
         return Result(built[0].manifest if len(built) == 1 else None, output, runner.summary(), runner.counts(),
                       messages, built)
+
+
+def _failure_report(failed: list[BuildFailed], built: list[Built]) -> str:
+    done = ", ".join(f"{b.device} -> {b.output}" for b in built)
+    return "; ".join(map(str, failed)) + (f"; built: {done}" if done else "")
 
 
 def jit_library(model: str, store, device: str = "cpu") -> Path:

@@ -113,7 +113,7 @@ def _metadata_function(text: str) -> relax.Function:
 
 def schedule_pass(target, device, opt: dict):
     if device.SCHEDULES == "gpu":
-        return gpu.schedule_pass(target.kind.name)
+        return gpu.schedule_pass(target)
     if not opt.get("cpu_schedules", True):
         return None
     return tvm.transform.Sequential([fast_math.fast_transcendentals, schedules.schedule_cpu])

@@ -22,8 +22,24 @@ DEFAULTS = {
 
 
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
+    """TVM runs in a child process: a crash inside it is a one-line error, not the end of the command."""
+    from llmc.graph import isolated
+
+    isolated.call(f"{__name__}:lower_here", {"options": options, "out_dir": str(out_dir)}, describe(options))
+
+
+def describe(options: dict) -> str:
+    """'lower for cuda (sm_80+sm_90) of llama q4f16_1': the stage, device and model, for errors."""
+    target = options["target"]
+    detail = "+".join(options.get("cuda_archs") or []) or target.get("host", target).get("mtriple", "")
+    kind = "cpu" if target["kind"] == "llvm" else target["kind"]
+    device = f"{kind} ({detail})" if detail else kind
+    return f"{NAME} for {device} of {options['model_type']} {options['quantization']}"
+
+
+def lower_here(options: dict, out_dir: str) -> None:
     from llmc.compiler.lowering import lower
 
     spec = floats.from_key(dict(options))
     target = spec.pop("target")
-    lower(spec, target, out_dir)
+    lower(spec, target, Path(out_dir))

@@ -1,0 +1,97 @@
+"""Run a stage's compiler work in a child Python, so a native crash there is an error here.
+
+TVM can die on inputs nobody tried (a segfault inside a schedule rule kills the process; no Python
+exception is raised). In a child, the parent sees the signal and reports it in one line; the
+runner then removes the staging folder, so nothing half-written reaches the store or an output.
+
+The child is `python -m llmc.graph.isolated MODULE:FUNCTION ARGS.json ERROR.json`: it calls
+FUNCTION(**ARGS) and, on an exception, writes its type, message and traceback to ERROR.json.
+Only a cache miss starts one: a cached step never calls its stage's run().
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from llmc.errors import BuildFailed, NotAvailable, UserError
+
+# Fault injection for tests: the child whose function matches this value kills itself with
+# SIGSEGV after importing its module (and so TVM), the way a crash inside TVM ends it.
+CRASH_ENV = "LLMC_CRASH_CHILD"
+_TAIL = 4000
+
+
+class ChildTraceback(Exception):
+    """The child's traceback, chained under the parent's error (shown with --debug)."""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def call(function: str, kwargs: dict, what: str) -> None:
+    """Run `module:function(**kwargs)` in a child; `what` names the work in errors
+    ("lower for cuda (llama q4f16_1)")."""
+    with tempfile.TemporaryDirectory(prefix="llmc-child-") as tmp:
+        args_file, error_file, log_file = (Path(tmp) / n for n in ("args.json", "error.json", "child.log"))
+        args_file.write_text(json.dumps(kwargs))
+        with log_file.open("wb") as log:
+            proc = subprocess.run([sys.executable, "-m", "llmc.graph.isolated", function, str(args_file),
+                                   str(error_file)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        if proc.returncode == 0:
+            return
+        log_tail = log_file.read_bytes()[-_TAIL:].decode(errors="replace")
+        if proc.returncode < 0:
+            name = _signal_name(-proc.returncode)
+            raise BuildFailed(f"{what} crashed inside TVM ({name}, signal {-proc.returncode}); nothing was "
+                              "stored (a compiler bug, not your input: --debug shows the crash log)"
+                              ) from ChildTraceback(log_tail)
+        if not error_file.is_file():
+            raise BuildFailed(f"{what} exited with code {proc.returncode} without an error report; nothing "
+                              "was stored") from ChildTraceback(log_tail)
+        _reraise(json.loads(error_file.read_text()), what)
+
+
+def _reraise(error: dict, what: str) -> None:
+    cause = ChildTraceback(error["traceback"])
+    kinds = {"NotAvailable": NotAvailable, "UserError": UserError}
+    if error["kind"] in kinds:
+        raise kinds[error["kind"]](error["message"]) from cause
+    raise BuildFailed(f"{what} failed: {error['type']}: {error['message']}") from cause
+
+
+def _kind(exc: BaseException) -> str:
+    for cls in (NotAvailable, UserError):
+        if isinstance(exc, cls):
+            return cls.__name__
+    return "other"
+
+
+def _child(function: str, args_file: str, error_file: str) -> int:
+    module_name, _, name = function.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), name)
+        if os.environ.get(CRASH_ENV) == function:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        fn(**json.loads(Path(args_file).read_text()))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        Path(error_file).write_text(json.dumps({
+            "kind": _kind(exc), "type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(*sys.argv[1:4]))
