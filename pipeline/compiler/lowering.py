@@ -129,8 +129,10 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     for name, kernel in logit_kernels.KERNELS.items():
         mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
-    planned = passes.run(mod, passes.optimize(bounds, schedule_pass(target, device, spec["opt"]))
-                         + passes.vm_lowering()[:5], target)
+    scheduled = passes.run(mod, passes.optimize(bounds, schedule_pass(target, device, spec["opt"])), target)
+    if on_gpu:
+        gpu.check_kernels(scheduled)
+    planned = passes.run(scheduled, passes.vm_lowering()[:5], target)
     meta = metadata(spec, model, memory_usage(planned))
     planned = planned.clone()
     planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))

@@ -35,8 +35,12 @@ def check_here() -> None:
 
 
 def post_lower(out_dir: Path, spec: dict) -> None:
-    """This TVM keeps CUDA C in the library and compiles it at load time: compile it now, into a fatbin."""
+    """This TVM keeps CUDA C in the library and compiles it at load time: compile it now, into a fatbin,
+    and keep ptxas's report of every kernel (registers, shared memory, spills per arch) in kernels.json."""
+    import json
+
     from llmc.devices import fatbin
 
-    devc = out_dir / "devc.ll"
-    devc.write_text(fatbin.embed_fatbins(devc.read_text(), tuple(spec["cuda_archs"])))
+    devc, usage = out_dir / "devc.ll", {}
+    devc.write_text(fatbin.embed_fatbins(devc.read_text(), tuple(spec["cuda_archs"]), usage))
+    (out_dir / "kernels.json").write_text(json.dumps(usage, indent=1, sort_keys=True) + "\n")

@@ -4,115 +4,110 @@ This TVM stores CUDA modules as C source and compiles them when the library is
 loaded (through `tvm_callback_cuda_compile`, i.e. NVRTC or nvcc on the GPU
 machine). We compile that source with nvcc at build time instead, for every
 requested architecture, and rewrite the module inside the packed library blob
-(`__tvm_ffi__library_bin` in devc.ll) from format "cuda" to format "fatbin".
-
-The blob: u64 size, then the import tree (u64 n, n x u64 row pointers, u64 m,
-m x u64 children), then per module u64-length-prefixed kind and (except for
-"_lib") u64-length-prefixed bytes. A CUDA module's bytes are its format string,
-its function table, and its data (last), each in the same length-prefixed form.
+(see library_blob.py) from format "cuda" to format "fatbin".
 """
 from __future__ import annotations
 
 import re
-import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
-LIBRARY_BIN = re.compile(r'(@\w*__tvm_ffi__library_bin = constant )\[(\d+) x i8\] c"((?:[^"\\]|\\\\|\\[0-9A-Fa-f]{2})*)"')
+from llmc.devices import library_blob
+
+# What every arch CUDA 13 builds for (sm_75 ... sm_120) allows one block.
+REGISTERS_PER_THREAD = 255
+REGISTERS_PER_BLOCK = 65536
+STATIC_SHARED_PER_BLOCK = 48 * 1024
+PTXAS_ENTRY = re.compile(r"Compiling entry function '(\w+)' for '(sm_\d+)'")
+PTXAS_SPILLS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores")
+PTXAS_USED = re.compile(r"Used (\d+) registers")
+PTXAS_SHARED = re.compile(r"(\d+) bytes smem")
+LAUNCH_BOUNDS = re.compile(r"__launch_bounds__\((\d+)\)\s+(\w+)\(")
 
 
-def _u64(data: bytes, at: int) -> int:
-    return struct.unpack_from("<Q", data, at)[0]
+class KernelTooBig(Exception):
+    """A kernel that ptxas compiled but no GPU of its arch could launch."""
 
 
-def _field(value: bytes) -> bytes:
-    return struct.pack("<Q", len(value)) + value
+def ptxas_usage(ptxas_log: str, source: str) -> dict[str, dict]:
+    """Per kernel: its threads per block (from __launch_bounds__) and, per arch, what ptxas -v reports."""
+    threads = {name: int(n) for n, name in LAUNCH_BOUNDS.findall(source)}
+    usage: dict[str, dict] = {}
+    current = None
+    for line in ptxas_log.splitlines():
+        if m := PTXAS_ENTRY.search(line):
+            kernel = usage.setdefault(m.group(1), {"threads": threads.get(m.group(1), 0), "archs": {}})
+            current = kernel["archs"].setdefault(m.group(2), {})
+        elif current is not None and (m := PTXAS_SPILLS.search(line)):
+            current.update(stack=int(m.group(1)), spill_stores=int(m.group(2)))
+        elif current is not None and (m := PTXAS_USED.search(line)):
+            shared = PTXAS_SHARED.search(line)
+            current.update(registers=int(m.group(1)), shared=int(shared.group(1)) if shared else 0)
+    return usage
 
 
-def decode_ll_string(text: str) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        if text.startswith("\\\\", i):  # LLVM writes a backslash as two
-            out.append(0x5C)
-            i += 2
-        elif text[i] == "\\":
-            out.append(int(text[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(text[i]))
-            i += 1
-    return bytes(out)
+def check_usage(usage: dict[str, dict]) -> None:
+    """A kernel no block could launch (too many registers or too much shared memory) is a build error."""
+    for name, kernel in sorted(usage.items()):
+        threads = -(-max(kernel["threads"], 1) // 32) * 32
+        for arch, use in sorted(kernel["archs"].items()):
+            regs, shared = use.get("registers", 0), use.get("shared", 0)
+            if regs > REGISTERS_PER_THREAD or regs * threads > REGISTERS_PER_BLOCK:
+                raise KernelTooBig(f"kernel {name} for {arch} needs {regs} registers x {threads} threads, more "
+                                   f"than a block has ({REGISTERS_PER_BLOCK})")
+            if shared > STATIC_SHARED_PER_BLOCK:
+                raise KernelTooBig(f"kernel {name} for {arch} needs {shared} bytes of shared memory, more than "
+                                   f"a block has ({STATIC_SHARED_PER_BLOCK})")
 
 
-def encode_ll_string(data: bytes) -> str:
-    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in (0x22, 0x5C) else f"\\{b:02X}" for b in data)
+def _tool(cmd: list[str], cwd: str) -> subprocess.CompletedProcess:
+    try:
+        r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise RuntimeError(f"CUDA libraries are compiled with the CUDA toolkit's {cmd[0]}, which is not on "
+                           "PATH") from None
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {r.stderr.strip()[-2000:]}")
+    return r
 
 
-def nvcc_fatbin(source: str, archs: tuple[str, ...]) -> bytes:
-    """nvcc in a fixed-name folder with relative paths, so the fatbin does not depend on where it ran."""
+def nvcc_fatbin(source: str, archs: tuple[str, ...]) -> tuple[bytes, dict[str, dict]]:
+    """The fatbin (SASS per arch, PTX of the newest for GPUs to come) and ptxas's checked per-kernel usage.
+
+    nvcc's own steps, run one by one so that `ptxas -v` reports every kernel without its flag being
+    recorded in the fatbin. A fixed-name folder and relative paths keep the bytes independent of where
+    it ran."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "kernels.cu").write_text(source)
-        cmd = ["nvcc", "--fatbin", "-O3", "-o", "kernels.fatbin", "kernels.cu"]
+        images, log = [], []
         for arch in archs:
-            cmd += ["-gencode", f"arch=compute_{arch[3:]},code=sm_{arch[3:]}"]
+            sm = arch[3:]
+            _tool(["nvcc", "-ptx", "-O3", f"-arch=compute_{sm}", "-o", f"k{sm}.ptx", "kernels.cu"], tmp)
+            r = _tool(["ptxas", "-v", "-O3", f"-arch=sm_{sm}", "-o", f"k{sm}.cubin", f"k{sm}.ptx"], tmp)
+            log.append(r.stdout + r.stderr)
+            images.append(f"--image3=kind=elf,sm={sm},file=k{sm}.cubin")
         newest = max(archs, key=lambda a: int(a[3:]))[3:]
-        cmd += ["-gencode", f"arch=compute_{newest},code=compute_{newest}"]  # PTX for newer GPUs
-        try:
-            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise RuntimeError("CUDA libraries are compiled with nvcc, which is not on PATH") from None
-        if r.returncode != 0:
-            raise RuntimeError(f"nvcc failed: {r.stderr.strip()[-2000:]}")
-        return (Path(tmp) / "kernels.fatbin").read_bytes()
+        images.append(f"--image3=kind=ptx,sm={newest},file=k{newest}.ptx")
+        _tool(["fatbinary", "--create=kernels.fatbin", "-64", *images], tmp)
+        usage = ptxas_usage("\n".join(log), source)
+        check_usage(usage)
+        return (Path(tmp) / "kernels.fatbin").read_bytes(), usage
 
 
-def _as_fatbin(module: bytes, archs: tuple[str, ...]) -> bytes:
-    fmt_len = _u64(module, 0)
-    fmt = module[8:8 + fmt_len]
+def _as_fatbin(module: bytes, archs: tuple[str, ...], usage: dict) -> bytes:
+    fmt, functions, source = library_blob.module_parts(module)
     if fmt != b"cuda":
         return module  # already binary
-    start = 8 + fmt_len
-    for at in range(start, len(module) - 8):
-        if _u64(module, at) == len(module) - at - 8:  # the data field runs to the end
-            break
-    else:
-        raise ValueError("CUDA module without a source field")
-    source = module[at + 8:].decode()
-    return _field(b"fatbin") + module[start:at] + _field(nvcc_fatbin(source, archs))
+    binary, kernels = nvcc_fatbin(source.decode(), archs)
+    usage.update(kernels)
+    return library_blob.field(b"fatbin") + functions + library_blob.field(binary)
 
 
-def patch_blob(blob: bytes, archs: tuple[str, ...]) -> bytes:
-    at = 8
-    rows = _u64(blob, at)
-    at += 8 + 8 * rows
-    children = _u64(blob, at)
-    at += 8 + 8 * children
-    tree, modules = blob[8:at], []
-    while at < len(blob):
-        kind_len = _u64(blob, at)
-        kind = blob[at + 8: at + 8 + kind_len]
-        at += 8 + kind_len
-        data = None
-        if kind != b"_lib":
-            size = _u64(blob, at)
-            data = blob[at + 8: at + 8 + size]
-            at += 8 + size
-            if kind == b"cuda":
-                data = _as_fatbin(data, archs)
-        modules.append(_field(kind) + (_field(data) if data is not None else b""))
-    body = tree + b"".join(modules)
-    return struct.pack("<Q", len(body)) + body
-
-
-def embed_fatbins(devc_ll: str, archs: tuple[str, ...]) -> str:
-    """devc.ll with every CUDA module of its library blob compiled to a fatbin."""
-    match = LIBRARY_BIN.search(devc_ll)
-    if match is None:
-        raise ValueError("no __tvm_ffi__library_bin in the packed imports")
-    old_len = match.group(2)
-    blob = patch_blob(decode_ll_string(match.group(3)), archs)
-    constant = f'{match.group(1)}[{len(blob)} x i8] c"{encode_ll_string(blob)}"'
-    text = devc_ll[:match.start()] + constant + devc_ll[match.end():]
-    return text.replace(f"[{old_len} x i8]", f"[{len(blob)} x i8]")
+def embed_fatbins(devc_ll: str, archs: tuple[str, ...], usage: dict | None = None) -> str:
+    """devc.ll with every CUDA module of its library blob compiled to a fatbin; `usage` collects ptxas's
+    per-kernel report."""
+    usage = {} if usage is None else usage
+    tree, modules = library_blob.split(library_blob.read(devc_ll))
+    modules = [(kind, _as_fatbin(data, archs, usage) if kind == b"cuda" else data) for kind, data in modules]
+    return library_blob.replace(devc_ll, library_blob.join(tree, modules))

@@ -6,7 +6,7 @@ from pathlib import Path
 from llmc import devices, floats
 
 NAME = "lower"
-VERSION = "13"
+VERSION = "14"
 def TOOLS(options: dict, target: dict | None) -> tuple[str, ...]:  # noqa: N802 - the stage protocol's name
     """The compiler's own source (llmc-compiler: no stale library after an edit), TVM, and tools a device
     runs inside lower (nvcc builds CUDA kernels) key its libraries."""
