@@ -137,19 +137,24 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     planned = planned.clone()
     planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
     lowered = passes.run(planned, passes.vm_lowering()[5:], target)
-    _emit(lowered, target, spec, out_dir)
+    _emit(lowered, target, spec, out_dir, on_gpu)
     device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
 
-def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path) -> None:
+def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) -> None:
     builder = relax.ExecBuilder()
     leftover = vm_build._vmcodegen(builder, mod, "bytecode")
     tir_mod = vm_build._filter_tir(leftover)
     if spec["system_lib"]:
         tir_mod = tir_mod.with_attr("system_lib_prefix", spec["system_lib_prefix"])
-    kernels = tvm.tirx.build(tir_mod, target=target)
+    # TVM's TIR common-subexpression elimination breaks SSA in its own tree-attention kernel for some
+    # GPU shapes (head_dim 32, 3 query heads per KV head: "cse_v14 has been used before definition");
+    # nvcc, Metal's and WGSL's compilers eliminate common subexpressions themselves.
+    config = {"tirx.disable_cse_tir": True} if on_gpu else {}
+    with tvm.transform.PassContext(opt_level=tvm.transform.PassContext.current().opt_level, config=config):
+        kernels = tvm.tirx.build(tir_mod, target=target)
     executable = vm_build._ffi_api.VMLink(builder, target, kernels, [], {})
     kernels.write_to_file(str(out_dir / "lib0.ll"))
     pack = tvm.get_global_func("runtime.ModulePackImportsToLLVM")
