@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Modules that import TVM or compile models: marked `tvm`. `pytest -m "not tvm"` (the fast loop) does not
 # even collect them, so it never imports TVM.
 TVM_MODULES = {"test_attention_kernels", "test_chat_cli", "test_compile", "test_compile_correctness",
-               "test_compile_o3", "test_compile_quantized", "test_devices", "test_engine", "test_fast_math",
+               "test_compile_o3", "test_compile_quantized", "test_devices", "test_engine", "test_gpu_build", "test_fast_math",
                "test_int8_matmul", "test_remote", "test_smollm2"}
 
 

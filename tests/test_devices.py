@@ -204,3 +204,15 @@ def test_webgpu_warns_about_big_prefill_chunks(model_folder, libraries, tmp_path
     r = compile_model(str(model_folder), tmp_path / "w.tar", libraries[1], device="webgpu",
                       overrides="prefill_chunk_size=2048")
     assert any("WebGPU" in m and "--prefill-chunk-size 1024" in m for m in r.messages)
+
+
+def test_every_gpu_library_has_its_kernels_and_they_compile_with_vendor_tools(libraries):
+    from llmc.devices import kernel_checks
+
+    for name, path in files(libraries[0]).items():
+        modules = kernel_checks.device_modules(path)
+        if "-cpu." in name:
+            assert modules == []
+            continue
+        assert len(modules) == 1 and len(modules[0].functions) > 40, name
+        assert kernel_checks.check_library(path, ("sm_80", "sm_90")) == [], name

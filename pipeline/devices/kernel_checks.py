@@ -125,7 +125,7 @@ def _per_arch(listing: str, marker: re.Pattern) -> dict[str, set[str]]:
             out.setdefault(arch, set())
         elif arch is not None and (m := marker.search(line)):
             out[arch].add(m.group(1))
-    return out
+    return {a: names for a, names in out.items() if names}  # -ptx also prints the ELF images' headers
 
 
 def cuda_kernels(fatbin: bytes) -> tuple[dict[str, set[str]], dict[str, set[str]]]:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from llmc.errors import BuildFailed, NotAvailable, UserError
 
-# Fault injection for tests: the child whose function matches this value kills itself with
-# SIGSEGV after importing its module (and so TVM), the way a crash inside TVM ends it.
+# Fault injection for tests: "MODULE:FUNCTION" or "MODULE:FUNCTION:TEXT". The child running that
+# function (and, with TEXT, given arguments whose JSON contains it) kills itself with SIGSEGV after
+# importing its module, the way a crash inside TVM ends it.
 CRASH_ENV = "LLMC_CRASH_CHILD"
 _TAIL = 4000
 
@@ -77,13 +78,20 @@ def _kind(exc: BaseException) -> str:
     return "other"
 
 
+def _crash_asked(function: str, args: str) -> bool:
+    asked = os.environ.get(CRASH_ENV, "")
+    target, _, text = asked.partition(":")[2].partition(":")
+    return bool(asked) and asked.partition(":")[0] + ":" + target == function and text in args
+
+
 def _child(function: str, args_file: str, error_file: str) -> int:
     module_name, _, name = function.partition(":")
     try:
         fn = getattr(importlib.import_module(module_name), name)
-        if os.environ.get(CRASH_ENV) == function:
+        args = Path(args_file).read_text()
+        if _crash_asked(function, args):
             os.kill(os.getpid(), signal.SIGSEGV)
-        fn(**json.loads(Path(args_file).read_text()))
+        fn(**json.loads(args))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         Path(error_file).write_text(json.dumps({
             "kind": _kind(exc), "type": type(exc).__name__, "message": str(exc),
