@@ -165,5 +165,5 @@ def test_failed_jit_raises_the_compilers_message(folder, tmp_path, monkeypatch):
 
     # lower runs TVM in a child process; make that child die the way a crash inside TVM does
     monkeypatch.setenv(isolated.CRASH_ENV, "llmc.stages.lower:lower_here")
-    with pytest.raises(BuildFailed, match=r"^lower for cpu \(x86_64-unknown-linux-gnu\) of llama q0f32 crashed inside TVM"):
+    with pytest.raises(BuildFailed, match=r"^lower for cpu \([^)]*\) of llama q0f32 crashed inside TVM"):
         MLCEngine(folder, store=Store(tmp_path / "s"))
