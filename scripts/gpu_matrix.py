@@ -96,6 +96,18 @@ def cell(folder: Path, device: str, libs: Path, store) -> dict:
             "kernels": kernels, "checked": checked}
 
 
+def pivot(rows: list[dict], devices: list[str]) -> str:
+    """model x quant rows, a column per device: "ok 21.5 s 2.1 MB" or "error"."""
+    lines = ["| model | quant | " + " | ".join(devices) + " |", "|---|---|" + "---|" * len(devices)]
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        text = f"ok {r['seconds']:.1f} s {r['bytes'] / 1e6:.1f} MB" if r["status"] == "ok" else "**error**"
+        cells.setdefault((r["model"], r["quant"]), {})[r["device"]] = text
+    for (model, quant), by_device in cells.items():
+        lines.append(f"| {model} | {quant} | " + " | ".join(by_device.get(d, "-") for d in devices) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join([*SHAPES, "smollm2"]))
@@ -134,6 +146,7 @@ def main() -> int:
                     print(f"| {device} | {label} | {quant} | {row['status']} | {row['seconds']:.1f} | {size} | "
                           f"{row.get('kernels', '-')} | {' '.join(str(detail).split())[:160]} |", flush=True)
         ok = sum(r["status"] == "ok" for r in rows)
+        print("\n" + pivot(rows, args.devices.split(",")))
         print(f"\n{ok}/{len(rows)} ok")
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
