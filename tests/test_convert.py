@@ -49,7 +49,13 @@ def test_index_has_mlc_fields_and_both_names(tiny_llama, shared_store, tmp_path)
     assert a == b
     assert set(a["metadata"]) == {"ParamSize", "ParamBytes", "BitsPerParam"}
     state = hf_state(tiny_llama)
-    assert a["metadata"]["ParamSize"] == sum(v.size for v in state.values())
+    tensors = [r for shard in a["records"] for r in shard["records"]]
+    # MLC (interface/convert_weight.py, _metadata_callback): the tensor count, bytes as a float, and
+    # stored bits per element of the source model
+    assert a["metadata"]["ParamSize"] == len(tensors)
+    assert a["metadata"]["ParamBytes"] == float(sum(r["nbytes"] for r in tensors))
+    assert isinstance(a["metadata"]["ParamBytes"], float)
+    assert a["metadata"]["BitsPerParam"] == a["metadata"]["ParamBytes"] * 8.0 / sum(v.size for v in state.values())
     shard = a["records"][0]
     assert shard["format"] == "raw-shard" and shard["dataPath"] == "params_shard_0.bin"
     assert shard["nbytes"] == (tmp_path / "out" / "params_shard_0.bin").stat().st_size

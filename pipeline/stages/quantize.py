@@ -16,7 +16,7 @@ from llmc.graph import progress
 from llmc.sources import open_reader
 
 NAME = "quantize"
-VERSION = "1"
+VERSION = "2"
 EPHEMERAL = True
 TOOLS = ("python", "llmc", "numpy", "gguf", "safetensors", "torch")
 DEFAULTS = {"quantization": "q0f32"}
@@ -42,5 +42,6 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
                 records.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "file": rel})
             del outs
             bar.advance()
-    meta = {"ParamSize": quantization.param_count(params), "quantization": s.name}
+    # the elements of the model's parameters (MLC's loader.stats.total_param_num), for BitsPerParam
+    meta = {"source_elements": quantization.param_count(params), "quantization": s.name}
     (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records}, indent=1))

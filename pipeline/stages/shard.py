@@ -14,7 +14,7 @@ from pathlib import Path
 from llmc.graph import progress
 
 NAME = "shard"
-VERSION = "1"
+VERSION = "2"
 TOOLS = ("python", "llmc")
 EPHEMERAL = False
 DEFAULTS = {"max_shard_bytes": 32 << 20}
@@ -62,6 +62,14 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def mlc_metadata(tensor_count: int, total_bytes: int, source_elements: int) -> dict:
+    """As MLC's convert_weight writes it (interface/convert_weight.py, _metadata_callback): ParamSize is
+    the number of tensors (its runtimes assert len(param names) == ParamSize), ParamBytes a float,
+    BitsPerParam the stored bits per element of the source model."""
+    return {"ParamSize": tensor_count, "ParamBytes": float(total_bytes),
+            "BitsPerParam": total_bytes * 8.0 / source_elements if source_elements else 0.0}
+
+
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     src = inputs["tensors"]
     listing = json.loads((src / "tensors.json").read_text())
@@ -83,12 +91,8 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
             records.append({"dataPath": name, "format": "raw-shard", "nbytes": offset,
                             "records": entries, "md5sum": _md5(out_dir / name)})
             total += offset
-    param_size = listing["metadata"]["ParamSize"]
-    index = {
-        "metadata": {"ParamSize": param_size, "ParamBytes": total,
-                     "BitsPerParam": round(total * 8 / param_size, 6) if param_size else 0},
-        "records": records,
-    }
+    index = {"metadata": mlc_metadata(len(tensors), total, listing["metadata"]["source_elements"]),
+             "records": records}
     text = json.dumps(index, indent=2)
     for index_name in INDEX_NAMES:
         (out_dir / index_name).write_text(text)
