@@ -56,6 +56,17 @@ def default_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "llmc"
 
 
+def ref_segment(text: str) -> str:
+    """Any file name as one ref segment: bytes outside letters, digits and '._+@-' (and a leading '.')
+    become =XX, so "my model.so" is "my=20model.so" and distinct names stay distinct."""
+    out = []
+    for i, byte in enumerate(text.encode()):
+        char = chr(byte)
+        plain = byte < 0x80 and (char.isalnum() or char in "_+@-" or (char == "." and i > 0))
+        out.append(char if plain else f"={byte:02X}")
+    return "".join(out) or "=00"
+
+
 def check_ref_name(name: str) -> str:
     parts = name.split("/")
     if not parts or any(p in ("", ".", "..") or not _REF_SEGMENT.match(p) for p in parts):

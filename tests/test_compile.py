@@ -176,3 +176,10 @@ def test_malformed_config_and_bad_suffix(model_folder, tmp_path):
     assert r.returncode == 2 and "not valid JSON" in r.stderr
     r = llmc("compile", str(model_folder), "-o", str(tmp_path / "x.exe"), "--store", str(tmp_path / "s"))
     assert r.returncode == 2 and "cannot produce .exe" in r.stderr
+
+
+def test_an_output_name_with_a_space_and_an_accent_works(model_folder, session_store, tmp_path):
+    out = tmp_path / "my libs" / "my modèl.so"
+    out.parent.mkdir()
+    result = compile_model(str(model_folder), out, session_store)
+    assert out.is_file() and session_store.get_ref("compile/my=20mod=C3=A8l.so") == result.manifest

@@ -210,3 +210,14 @@ def test_q4f16_autoawq_spelling_is_accepted():
     from llmc.quant import scheme
 
     assert scheme("q4f16_autoawq").name == "q4f16_awq"
+
+
+def test_output_folders_with_spaces_and_accents_work(tiny_llama, shared_store, tmp_path):
+    from llmc.commands.gen_config import generate_config
+
+    out = tmp_path / "my modèl-MLC"
+    result = convert(tiny_llama, "q4f16_1", out, shared_store)
+    generate_config(str(tiny_llama), "q4f16_1", "chatml", out, shared_store)
+    assert (out / "tensor-cache.json").is_file() and (out / "mlc-chat-config.json").is_file()
+    assert shared_store.get_ref("convert_weight/my=20mod=C3=A8l-MLC") == result.manifest
+    assert shared_store.get_ref("gen_config/my=20mod=C3=A8l-MLC") is not None

@@ -197,3 +197,16 @@ def test_manifest_rejects_unsorted():
     e = [Entry("b", digest.of_bytes(b""), 0, 0o644), Entry("a", digest.of_bytes(b""), 0, 0o644)]
     with pytest.raises(BadManifest):
         Manifest(tuple(e))
+
+
+def test_any_file_name_is_one_ref_segment_and_distinct_names_stay_distinct(store):
+    from llmc.store import ref_segment
+    from llmc.store.local import check_ref_name
+
+    names = ["my model.so", "my=20model.so", "modèl", ".hidden", "a/b", "", "plain-name_1.2+x@y"]
+    segments = [ref_segment(n) for n in names]
+    assert segments[:4] == ["my=20model.so", "my=3D20model.so", "mod=C3=A8l", "=2Ehidden"]
+    assert segments[-1] == "plain-name_1.2+x@y"
+    assert len(set(segments)) == len(names)
+    for segment in segments:
+        check_ref_name(f"compile/{segment}")

@@ -16,6 +16,7 @@ from llmc.graph.runner import Runner, Source, Step
 from llmc.quant.layout import has_int8_kernel_layout
 from llmc.sources.hf_config import read_json
 from llmc.stages import codegen, link, lower
+from llmc.store import ref_segment
 
 SIZE_KEYS = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
              "max_batch_size", "tensor_parallel_shards")
@@ -273,7 +274,7 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
                 failed.append(exc)
                 continue
             outputs.install_file(store, manifest, link.OUTPUT.format(format=plan.fmt), plan.output)
-            store.set_ref(f"compile/{plan.output.name}", manifest)
+            store.set_ref(f"compile/{ref_segment(plan.output.name)}", manifest)
             built.append(Built(plan.device.name, plan.output, manifest))
         if failed:
             raise BuildFailed(_failure_report(failed, built), tuple(built)) from failed[0]

@@ -10,6 +10,7 @@ from llmc.errors import UserError
 from llmc.graph.runner import Runner, Step
 from llmc.sources.model_input import resolve_config, resolve_source
 from llmc.stages import load, quantize, shard
+from llmc.store import ref_segment
 
 
 def weights_step(config: str, quant: str, model_type: str = "auto", source: str | None = None,
@@ -40,5 +41,5 @@ def convert_weight(config: str, quant: str, output: Path, store, model_type: str
     with Runner(store, started) as runner:
         manifest = runner.manifest(step)
         outputs.install_dir(store, manifest, output, last=shard.INDEX_NAMES, owned=("params_shard_*.bin",))
-        store.set_ref(f"convert_weight/{output.resolve().name}", manifest)
+        store.set_ref(f"convert_weight/{ref_segment(output.resolve().name)}", manifest)
         return Result(manifest, output, runner.summary(), runner.counts())

@@ -11,6 +11,7 @@ from llmc.errors import UserError
 from llmc.graph.runner import Runner, Source, Step
 from llmc.sources.model_input import resolve_config
 from llmc.stages import gen_config
+from llmc.store import ref_segment
 
 CONFIG_SIDE_FILES = ("generation_config.json", "chat_template.jinja") + TOKENIZER_FILES
 
@@ -51,7 +52,7 @@ def generate_config(config: str, quant: str, conv_template: str, output: Path, s
         warnings = _warnings(store, manifest)
         outputs.install_dir(store, manifest, output, last=("mlc-chat-config.json",),
                             exclude=(gen_config.WARNINGS_FILE,))
-        store.set_ref(f"gen_config/{output.resolve().name}", manifest)
+        store.set_ref(f"gen_config/{ref_segment(output.resolve().name)}", manifest)
         return Result(manifest, output, runner.summary(), runner.counts(), [f"warning: {w}" for w in warnings])
 
 
