@@ -316,18 +316,38 @@ class Store:
 
     def get_ref(self, name: str) -> str | None:
         check_ref_name(name)
+        value = self._read_ref(self.refs / name)
+        if value == "":
+            raise StoreError(f"ref {name} is corrupt (it holds no digest): `llmc store verify` moves it aside")
+        return value
+
+    @staticmethod
+    def _read_ref(path: Path) -> str | None:
+        """A ref's digest; None when there is no such ref; "" when the file holds no digest."""
         try:
-            return (self.refs / name).read_text().strip()
+            value = path.read_bytes().decode("ascii", errors="replace").strip()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        return value if digest.is_digest(value) else ""
 
     def list_refs(self) -> dict[str, str]:
+        """Every readable ref (a corrupt one is left out: see bad_refs)."""
+        return {name: value for name, value in self._all_refs().items() if value}
+
+    def bad_refs(self) -> list[str]:
+        """Refs whose file holds no digest (garbage written by something else, a torn copy)."""
+        return [name for name, value in self._all_refs().items() if not value]
+
+    def _all_refs(self) -> dict[str, str]:
         out = {}
         if self.refs.exists():
             for path in sorted(self.refs.rglob("*")):
                 if path.is_file():
-                    out[path.relative_to(self.refs).as_posix()] = path.read_text().strip()
+                    out[path.relative_to(self.refs).as_posix()] = self._read_ref(path) or ""
         return out
+
+    def quarantine_ref(self, name: str) -> Path | None:
+        return self._quarantine(self.refs / name)
 
     @contextlib.contextmanager
     def pinned(self, digests) -> Iterator[None]:

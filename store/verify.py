@@ -60,6 +60,10 @@ def verify(store: Store, on_object=None) -> Report:
                     Problem("incomplete manifest", d, path, f"blob {e.digest} of {e.path} is missing"))
         if on_object:
             on_object()
+    for name in store.bad_refs():
+        path = store.refs / name
+        moved = store.quarantine_ref(name)
+        report.problems.append(Problem("corrupt ref", name, path, f"holds no digest; moved to {moved}"))
     for entry in store.iter_actions():
         try:
             store.get_manifest(entry.manifest)

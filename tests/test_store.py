@@ -210,3 +210,25 @@ def test_any_file_name_is_one_ref_segment_and_distinct_names_stay_distinct(store
     assert len(set(segments)) == len(names)
     for segment in segments:
         check_ref_name(f"compile/{segment}")
+
+
+def test_a_garbage_ref_is_named_and_skipped_and_verify_moves_it_aside(tmp_path):
+    root = tmp_path / "s"
+    store = Store(root).ensure()
+    (root / "refs" / "compile").mkdir(parents=True)
+    (root / "refs" / "compile" / "bad").write_bytes(b"garbage\n")
+    (root / "refs" / "compile" / "binary").write_bytes(b"\x00\xff")
+
+    def llmc(*args):
+        r = subprocess.run([sys.executable, "-m", "llmc", *args, "--store", str(root)], capture_output=True, text=True)
+        return r.returncode, r.stdout, r.stderr
+
+    for command in (("store", "gc"), ("store", "ls")):
+        code, _, err = llmc(*command)
+        assert code == 0 and "skipping corrupt ref compile/bad" in err and "compile/binary" in err
+    code, _, err = llmc("store", "show", "compile/bad")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: ref compile/bad is corrupt (it holds no digest): `llmc store verify` moves it aside"]
+    code, out, _ = llmc("store", "verify")
+    assert code == 1 and "corrupt ref compile/bad" in out and "2 problem(s)" in out
+    assert store.bad_refs() == [] and llmc("store", "verify")[0] == 0

@@ -1,10 +1,10 @@
 """`llmc store ...`: look into, check and clean the artifact store."""
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
-
 from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
 from llmc.errors import UserError
 
@@ -19,6 +19,12 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _note_bad_refs(s) -> None:
+    for name in s.bad_refs():
+        print(f"note: skipping corrupt ref {name} (it holds no digest; `llmc store verify` moves it aside)",
+              file=sys.stderr)
+
+
 @app.command("ls")
 def ls(ctx: typer.Context, store: StoreOpt = None) -> None:
     """List refs and what the store holds."""
@@ -30,6 +36,7 @@ def ls(ctx: typer.Context, store: StoreOpt = None) -> None:
         except Exception:  # noqa: BLE001 - a broken ref is shown, not fatal
             size = "missing"
         print(f"{name}\t{manifest}\t{size}")
+    _note_bad_refs(s)
     blobs = list(s.iter_blobs())
     total = sum(p.stat().st_size for _, p in blobs)
     actions = sum(1 for _ in s.iter_actions())
@@ -92,6 +99,7 @@ def gc(ctx: typer.Context, dry_run: Annotated[bool, typer.Option("--dry-run", he
     except ValueError as exc:
         raise UserError(str(exc)) from None
     s = open_store(ctx, store)
+    _note_bad_refs(s)
     plan = store_gc.plan(s, grace_s)
     verb = "would remove" if dry_run else "removed"
     for d, _ in plan.manifests:
