@@ -12,6 +12,7 @@ from llmc import quant as quantization
 from llmc.commands import outputs
 from llmc.commands.result import Built, Result
 from llmc.errors import BuildFailed, NotAvailable, UserError
+from llmc.families.base import MAX_CONTEXT
 from llmc.graph.runner import Runner, Source, Step
 from llmc.quant.layout import has_int8_kernel_layout
 from llmc.sources.hf_config import read_json
@@ -116,6 +117,8 @@ def compile_spec(chat: dict, overrides: dict, quant: str | None, model_type: str
     for key, value in sizes.items():
         if value is None:
             raise UserError(f"mlc-chat-config.json has no {key}")
+        if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= MAX_CONTEXT:
+            raise UserError(f"{key}={value!r} in mlc-chat-config.json must be an integer from -1 to {MAX_CONTEXT}")
     if "sliding_window_size" in cfg:
         cfg["sliding_window_size"], cfg["attention_sink_size"] = sizes["sliding_window_size"], sizes["attention_sink_size"]
     elif sizes["sliding_window_size"] not in (-1, 0):
@@ -144,7 +147,11 @@ def check_weights(folder: Path, spec: dict) -> None:
             break
     else:
         return
-    records = {r["name"]: r for shard in read_json(index).get("records", []) for r in shard.get("records", [])}
+    shards = read_json(index).get("records", [])
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and isinstance(s.get("records", []), list)
+                                               for s in shards):
+        raise UserError(f"{index} is malformed: records must be a list of shards, each with a list of records")
+    records = {r["name"]: r for shard in shards for r in shard.get("records", []) if isinstance(r, dict) and "name" in r}
     for name, shape, dtype in spec["params"]:
         rec = records.get(name)
         if rec is None:

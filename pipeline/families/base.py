@@ -21,11 +21,55 @@ class Param:
     dtype: str | None = None  # a fixed dtype; None means the scheme's model dtype
 
 
-def require(hf: dict, *names: str, model_type: str):
+# The longest context a config may ask for (16M tokens; today's longest models have 10M).
+MAX_CONTEXT = 1 << 24
+_MISSING = object()
+
+
+def _first(hf: dict, names: tuple[str, ...], default, model_type: str):
     for name in names:
         if hf.get(name) is not None:
-            return hf[name]
-    raise UserError(f"config.json of this {model_type} model has no {' / '.join(names)}")
+            return name, hf[name]
+    if default is _MISSING:
+        raise UserError(f"config.json of this {model_type} model has no {' / '.join(names)}")
+    return names[0], default
+
+
+def integer(hf: dict, *names: str, model_type: str = "", default=_MISSING, low: int = 1,
+            high: int | None = None) -> int:
+    """A whole-number config field (1.0 counts, "8" and true do not), within [low, high]."""
+    name, value = _first(hf, names, default, model_type)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"config value {name}={value!r} must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise UserError(f"config value {name}={value} must be {bound}")
+    return value
+
+
+def real(hf: dict, name: str, default: float, positive: bool = True) -> float:
+    value = hf.get(name)
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise UserError(f"config value {name}={value!r} must be a number")
+    if positive and value <= 0:
+        raise UserError(f"config value {name}={value} must be positive")
+    return float(value)
+
+
+def flag(hf: dict, name: str, default: bool) -> bool:
+    """true or false only: the string "false" is not a false value."""
+    value = hf.get(name, default)
+    value = default if value is None else value
+    if not isinstance(value, bool):
+        raise UserError(f"config value {name}={value!r} must be true or false")
+    return value
+
+
+def require(hf: dict, *names: str, model_type: str):
+    return integer(hf, *names, model_type=model_type)
 
 
 def positive(cfg: dict, *names: str) -> None:
@@ -37,6 +81,9 @@ def positive(cfg: dict, *names: str) -> None:
 
 def rope_parameters(hf: dict) -> dict:
     """transformers 5's rope_parameters, or the older rope_theta / rope_scaling / rotary_pct fields."""
+    for name in ("rope_parameters", "rope_scaling"):
+        if hf.get(name) is not None and not isinstance(hf[name], dict):
+            raise UserError(f"config value {name}={hf[name]!r} must be an object")
     params = dict(hf.get("rope_parameters") or {})
     scaling = hf.get("rope_scaling")
     if isinstance(scaling, dict):
@@ -53,14 +100,11 @@ def rope_parameters(hf: dict) -> dict:
 
 
 def context_window(hf: dict, model_type: str) -> int:
-    for name in ("context_window_size", "max_position_embeddings", "max_sequence_length"):
-        if hf.get(name):
-            return int(hf[name])
-    raise UserError(f"config.json of this {model_type} model has none of context_window_size, "
-                    "max_position_embeddings, max_sequence_length")
+    return integer(hf, "context_window_size", "max_position_embeddings", "max_sequence_length",
+                   model_type=model_type, high=MAX_CONTEXT)
 
 
-def number(value):
+def number(value, name: str = "rope_theta"):
     """A config number as an int when it is whole (how MLC's configs spell rope_theta)."""
-    value = float(value)
+    value = real({name: value}, name, 0.0)
     return int(value) if value.is_integer() else value

@@ -14,6 +14,7 @@ from llmc.chat import sentencepiece as sentencepiece_convert
 from llmc.chat import templates as conversation
 from llmc.chat import tokenizer_files
 from llmc.errors import UserError
+from llmc.families.base import MAX_CONTEXT
 from llmc.sources import hf_config as hfconfig
 
 NAME = "gen_config"
@@ -86,6 +87,8 @@ def resolve_sizes(cfg: dict, model_type: str, options: dict, warnings: list[str]
     for name, value in flags.items():
         if value is not None and (value < 0 or (value == 0 and name != "attention_sink_size")):
             raise UserError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if value is not None and value > MAX_CONTEXT:
+            raise UserError(f"--{name.replace('_', '-')} {value} is beyond any model's reach (at most {MAX_CONTEXT})")
     has_window = "sliding_window_size" in cfg
     if flags["sliding_window_size"] is not None and not has_window:
         raise UserError(f"{model_type} has no sliding-window attention: --sliding-window-size does not apply")

@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 from llmc.errors import UserError
-from llmc.families.base import context_window, number, positive, require, rope_parameters
+from llmc.families.base import (
+    context_window,
+    flag,
+    number,
+    positive,
+    real,
+    require,
+    rope_parameters,
+)
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu")
 
@@ -15,17 +23,17 @@ def normalize(hf: dict, model_type: str = "gpt_neox") -> dict:
     if hf.get("attention_bias") is False:
         raise UserError("gpt_neox without attention bias is not supported")
     cfg = {
-        "use_parallel_residual": bool(hf.get("use_parallel_residual", True)),
+        "use_parallel_residual": flag(hf, "use_parallel_residual", True),
         "hidden_size": require(hf, "hidden_size", model_type=model_type),
         "intermediate_size": require(hf, "intermediate_size", model_type=model_type),
         "num_attention_heads": require(hf, "num_attention_heads", model_type=model_type),
         "num_hidden_layers": require(hf, "num_hidden_layers", model_type=model_type),
-        "layer_norm_eps": float(hf.get("layer_norm_eps", 1e-5)),
+        "layer_norm_eps": real(hf, "layer_norm_eps", 1e-5),
         "vocab_size": require(hf, "vocab_size", model_type=model_type),
-        "rotary_pct": float(rope.get("partial_rotary_factor", 0.25)),
+        "rotary_pct": real(rope, "partial_rotary_factor", 0.25),
         "position_embedding_base": number(rope.get("rope_theta", 10000)),
         "hidden_act": act,
-        "tie_word_embeddings": bool(hf.get("tie_word_embeddings", False)),
+        "tie_word_embeddings": flag(hf, "tie_word_embeddings", False),
         "context_window_size": context_window(hf, model_type),
         "prefill_chunk_size": 0,
         "tensor_parallel_shards": 1,

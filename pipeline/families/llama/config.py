@@ -2,7 +2,17 @@
 from __future__ import annotations
 
 from llmc.errors import UserError
-from llmc.families.base import context_window, number, positive, require, rope_parameters
+from llmc.families.base import (
+    MAX_CONTEXT,
+    context_window,
+    flag,
+    integer,
+    number,
+    positive,
+    real,
+    require,
+    rope_parameters,
+)
 
 
 def normalize(hf: dict, model_type: str = "llama") -> dict:
@@ -15,22 +25,22 @@ def normalize(hf: dict, model_type: str = "llama") -> dict:
         "intermediate_size": require(hf, "intermediate_size", model_type=model_type),
         "num_attention_heads": heads,
         "num_hidden_layers": require(hf, "num_hidden_layers", model_type=model_type),
-        "rms_norm_eps": float(hf.get("rms_norm_eps", 1e-6)),
+        "rms_norm_eps": real(hf, "rms_norm_eps", 1e-6),
         "vocab_size": require(hf, "vocab_size", model_type=model_type),
-        "tie_word_embeddings": bool(hf.get("tie_word_embeddings", False)),
+        "tie_word_embeddings": flag(hf, "tie_word_embeddings", False),
         "position_embedding_base": number(rope.get("rope_theta", 10000)),
         "rope_scaling": _rope_scaling(rope),
         "context_window_size": context_window(hf, model_type),
         "prefill_chunk_size": 0,
-        "num_key_value_heads": hf.get("num_key_value_heads") or heads,
-        "head_dim": hf.get("head_dim") or hidden // heads,
+        "num_key_value_heads": integer(hf, "num_key_value_heads", default=heads),
+        "head_dim": integer(hf, "head_dim", default=max(hidden // heads, 1)),
         "tensor_parallel_shards": 1,
         "pipeline_parallel_stages": 1,
         "max_batch_size": 1,
     }
     if model_type == "mistral":
-        window = hf.get("sliding_window")
-        cfg["sliding_window_size"] = int(window) if window else -1
+        window = integer(hf, "sliding_window", default=0, low=0, high=MAX_CONTEXT)
+        cfg["sliding_window_size"] = window or -1
         cfg["attention_sink_size"] = 0
     if hf.get("attention_bias") or hf.get("mlp_bias"):
         raise UserError(f"{model_type} with attention_bias/mlp_bias is not supported")
@@ -47,10 +57,13 @@ def _rope_scaling(rope: dict) -> dict | None:
         return None
     if kind != "llama3":
         raise UserError(f"RoPE scaling {kind!r} is not supported (supported: llama3)")
+    for name in ("factor", "original_max_position_embeddings"):
+        if rope.get(name) is None:
+            raise UserError(f"llama3 RoPE scaling needs {name} in rope_parameters / rope_scaling")
     return {
         "rope_type": "llama3",
-        "factor": float(rope["factor"]),
-        "low_freq_factor": float(rope.get("low_freq_factor", 1.0)),
-        "high_freq_factor": float(rope.get("high_freq_factor", 4.0)),
-        "original_max_position_embeddings": int(rope["original_max_position_embeddings"]),
+        "factor": real(rope, "factor", 1.0),
+        "low_freq_factor": real(rope, "low_freq_factor", 1.0),
+        "high_freq_factor": real(rope, "high_freq_factor", 4.0),
+        "original_max_position_embeddings": integer(rope, "original_max_position_embeddings", high=MAX_CONTEXT),
     }
