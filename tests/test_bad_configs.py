@@ -103,3 +103,24 @@ def test_a_bad_chat_config_or_index_stops_compile_in_one_line(configured, tmp_pa
     line = run_one_line(["compile", str(configured), "-o", str(tmp_path / "lib.so"), "--store", str(tmp_path / "s")],
                         capsys)
     assert words in line and not (tmp_path / "lib.so").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["convert_weight", "{model}", "--quantization", "q4f16_1", "-o", ""], "is empty"),
+    (["gen_config", "{model}", "--quantization", "q4f16_1", "--conv-template", "chatml", "-o", " "], "is empty"),
+    (["convert_weight", "{model}", "--quantization", "q4f16_1", "-o", "{tmp}/out", "--device", "bogus"],
+     "--device 'bogus' is not a device"),
+    (["convert_weight", "{model}", "--quantization", "q4f16_1", "-o", "{tmp}/out", "--device", "cuda:x"],
+     "--device 'cuda:x' is not a device"),
+])
+def test_an_empty_output_or_an_unknown_device_is_refused(tiny_llama, tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(model=tiny_llama, tmp=tmp_path) for a in argv] + ["--store", str(tmp_path / "s")]
+    line = run_one_line(argv, capsys)
+    assert words in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even the store
+
+
+def test_convert_weight_takes_mlcs_device_names(tiny_llama, tmp_path):
+    assert cli.run(["convert_weight", str(tiny_llama), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
+                    "--device", "cuda:0", "--store", str(tmp_path / "s")]) == 0

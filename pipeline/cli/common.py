@@ -12,7 +12,13 @@ StoreOpt = Annotated[
     Optional[Path],
     typer.Option("--store", help="Store root (default $LLMC_HOME or ~/.cache/llmc).", show_default=False),
 ]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output path.")]
+def _output_path(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("is empty: name the output folder or file")
+    return value
+
+
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output path.", callback=_output_path)]
 RemoteOpt = Annotated[
     Optional[str],
     typer.Option("--remote", help="Team cache: s3://bucket/prefix or file:///path (default $LLMC_REMOTE, "

@@ -27,8 +27,10 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from llmc.commands.convert_weight import convert_weight
+    from llmc.commands.convert_weight import check_quantize_device, convert_weight
     from llmc.graph.progress import terminal
+
+    check_quantize_device(device)
 
     with terminal():
         result = convert_weight(config, quantization, Path(output),

@@ -33,6 +33,17 @@ def weights_step(config: str, quant: str, model_type: str = "auto", source: str 
     return Step(shard, inputs={"tensors": quant_step})
 
 
+# What MLC's convert_weight --device takes (a TVM device: kind[:index]); llmc quantizes on the CPU either way.
+QUANTIZE_DEVICES = ("auto", "cpu", "llvm", "cuda", "gpu", "rocm", "metal", "vulkan", "opencl", "cl", "webgpu")
+
+
+def check_quantize_device(device: str) -> None:
+    kind, sep, index = device.partition(":")
+    if kind not in QUANTIZE_DEVICES or (sep and not index.isdigit()):
+        raise UserError(f"--device {device!r} is not a device: use one of {', '.join(QUANTIZE_DEVICES)}, "
+                        "optionally with :N (quantization runs on the CPU either way)")
+
+
 def convert_weight(config: str, quant: str, output: Path, store, model_type: str = "auto",
                    source: str | None = None, source_format: str = "auto", started: float | None = None) -> Result:
     output = Path(output)
