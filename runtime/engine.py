@@ -109,7 +109,10 @@ class MLCEngine:
     # ---- defaults and validation -----------------------------------------------------------
     def sampling(self, temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty) -> SamplingParams:
         def pick(value, name, default):
-            return float(value) if value is not None else float(self.config.get(name, default))
+            value = self.config.get(name, default) if value is None else value
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise p.BadRequestError(name, f"must be a number, not {value!r}")
+            return float(value)
 
         params = SamplingParams(pick(temperature, "temperature", 1.0), pick(top_p, "top_p", 1.0),
                                 pick(presence_penalty, "presence_penalty", 0.0),

@@ -130,6 +130,9 @@ def test_abandoned_stream_releases_its_sequence(engine):
     (dict(messages=[]), "messages"),
     (dict(messages=[{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]), "messages"),
     (dict(tools=[]), "tools"),
+    (dict(temperature="hot"), "temperature"),
+    (dict(top_p=None, presence_penalty=[1]), "presence_penalty"),
+    (dict(repetition_penalty=True), "repetition_penalty"),
 ])
 def test_validation_errors_name_the_argument(engine, kwargs, param):
     kwargs = {"messages": [{"role": "user", "content": "Hi"}], **kwargs}
