@@ -124,3 +124,26 @@ def test_an_empty_output_or_an_unknown_device_is_refused(tiny_llama, tmp_path, c
 def test_convert_weight_takes_mlcs_device_names(tiny_llama, tmp_path):
     assert cli.run(["convert_weight", str(tiny_llama), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
                     "--device", "cuda:0", "--store", str(tmp_path / "s")]) == 0
+
+
+def test_a_weight_index_mapping_a_tensor_to_a_list_is_refused(model_copy, tmp_path, capsys):
+    (model_copy / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"lm_head.weight": ["a"]}}))
+    line = run_one_line(["convert_weight", str(model_copy), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
+                         "--store", str(tmp_path / "s")], capsys)
+    assert "weight_map must map each tensor name to one file name" in line
+
+
+def test_a_truncated_tokenizer_json_is_refused(model_copy, tmp_path, capsys):
+    text = (model_copy / "tokenizer.json").read_text()
+    (model_copy / "tokenizer.json").unlink()
+    (model_copy / "tokenizer.json").write_text(text[:500])
+    line = run_one_line(["gen_config", str(model_copy), "--quantization", "q0f32", "--conv-template", "chatml",
+                         "-o", str(tmp_path / "out"), "--store", str(tmp_path / "s")], capsys)
+    assert "tokenizer.json is not a tokenizer the tokenizers library can read" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_store_path_the_file_system_refuses_is_one_line(tiny_llama, tmp_path, capsys):
+    line = run_one_line(["convert_weight", str(tiny_llama), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
+                         "--store", str(tmp_path / ("x" * 300))], capsys)
+    assert line.startswith("error: cannot use the store at") and line.endswith("File name too long")

@@ -53,6 +53,8 @@ def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None,
         url, read_only = remote_settings(store.root, remote, read_only)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:  # a path the file system refuses (too long, a file in the way, no permission)
+        raise UserError(f"cannot use the store at {store.root}: {exc.strerror}") from None
     if url:
         from llmc.graph import progress
         from llmc.store.remote import RemoteUnavailable, open_remote

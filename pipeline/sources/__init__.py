@@ -43,8 +43,11 @@ def weight_files(root: Path, fmt: str) -> list[str]:
 
         try:
             mapping = json.loads(index_files[0].read_text())["weight_map"]
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{index_files[0]} is not a valid weight index: {exc}") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise UserError(f"{index_files[0]} is not a valid weight index: weight_map must map each tensor "
+                            "name to one file name")
         files = sorted(set(mapping.values())) + [index_files[0].name]
     else:
         files = sorted(p.name for p in root.glob(pattern) if p.is_file())

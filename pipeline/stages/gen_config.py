@@ -155,7 +155,10 @@ def _tokenizer(src: Path | None, gguf_path: Path | None, out_dir: Path, skip: bo
     if (out_dir / "tokenizer.json").exists():
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
+        try:
+            tok = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a bad file
+            raise UserError(f"tokenizer.json is not a tokenizer the tokenizers library can read: {exc}") from None
         encode = lambda text: tok.encode(text, add_special_tokens=False).ids  # noqa: E731
     template = tok_config.get("chat_template")
     if isinstance(template, list):  # several named templates: the default one
