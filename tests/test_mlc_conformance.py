@@ -51,3 +51,51 @@ def test_the_check_can_fail(tiny_llama, session_store, tmp_path):
     (out / "tensor-cache.json").write_text(json.dumps(index))
     problems = mlc_consistency_problems(out)
     assert any("ParamSize" in p for p in problems) and any("byteOffset" in p for p in problems)
+
+
+SPACE = "\u2581"
+LLAMA2_DECODER = {"type": "Sequence", "decoders": [
+    {"type": "Replace", "pattern": {"String": SPACE}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+    {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+
+
+# tokenizer.json shapes and the tokenizer_info MLC's Tokenizer::DetectTokenizerInfo
+# (cpp/tokenizers/tokenizers.cc) gives them: (token_postproc_method, prepend_space_in_encode, strip_space_in_decode)
+TOKENIZER_SHAPES = {
+    "llama2-sentencepiece": ({"normalizer": {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": SPACE}, {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}]},
+        "decoder": LLAMA2_DECODER}, ("byte_fallback", True, True)),
+    "gpt2-byte-level": ({"pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}},
+                        ("byte_level", False, False)),
+    "metaspace-prepend-first": ({"pre_tokenizer": {"type": "Metaspace", "replacement": SPACE,
+                                                   "prepend_scheme": "first"},
+                                 "decoder": {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first"}},
+                                ("byte_fallback", False, False)),
+    "unigram-metaspace-decoder": ({"model": {"type": "Unigram"}, "decoder": {"type": "Metaspace"}},
+                                  ("byte_fallback", False, False)),
+    "no-decoder": ({"pre_tokenizer": {"type": "ByteLevel"}}, ("byte_fallback", False, False)),
+    "byte-level-decoder-byte-fallback-model": ({"model": {"type": "BPE", "byte_fallback": True},
+                                                "decoder": {"type": "ByteLevel"}}, ("byte_level", False, False)),
+    "strip-start-2": ({"decoder": {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"}, {"type": "Strip", "content": " ", "start": 2, "stop": 0}]}},
+        ("byte_fallback", False, False)),
+    "last-of-a-sequence-wins": ({"decoder": {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"}, {"type": "ByteLevel"}]}}, ("byte_level", False, False)),
+}
+
+
+@pytest.mark.parametrize("shape", list(TOKENIZER_SHAPES))
+def test_tokenizer_info_is_what_mlc_detects(tmp_path, shape):
+    from llmc.chat.tokenizer_files import info
+
+    spec, (method, prepend, strip) = TOKENIZER_SHAPES[shape]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    assert info(tmp_path) == {"token_postproc_method": method, "prepend_space_in_encode": prepend,
+                              "strip_space_in_decode": strip}
+
+
+def test_without_tokenizer_json_the_info_is_mlcs_default(tmp_path):
+    from llmc.chat.tokenizer_files import info
+
+    assert info(tmp_path) == {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": False,
+                              "strip_space_in_decode": False}

@@ -61,26 +61,34 @@ def gguf_tokenizer(meta: dict) -> tuple[str, dict]:
 
 
 def info(out: Path) -> dict:
-    """MLC's tokenizer_info, detected from tokenizer.json (byte-level BPE vs sentencepiece byte fallback)."""
+    """MLC's tokenizer_info, detected from tokenizer.json by MLC's own rules (cpp/tokenizers/tokenizers.cc,
+    Tokenizer::DetectTokenizerInfo), so MLC's runtimes read our folders as they read theirs:
+    - token_postproc_method: the last ByteLevel / ByteFallback among the decoders (a Sequence's, or the
+      one); byte_fallback without a decoder or with neither (the model's byte_fallback flag is not read);
+    - prepend_space_in_encode: a normalizer Prepend of "▁" (a Metaspace pre-tokenizer is not read);
+    - strip_space_in_decode: a Strip decoder with content " ", start 1 and stop 0 exactly.
+    Our own runtime decodes with the tokenizers library and does not use this."""
     path = out / "tokenizer.json"
+    method, prepend, strip = "byte_fallback", False, False
     if not path.exists():
-        return {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": False,
-                "strip_space_in_decode": False}
+        return {"token_postproc_method": method, "prepend_space_in_encode": prepend, "strip_space_in_decode": strip}
     try:
         spec = json.loads(path.read_text())
     except ValueError as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
-    decoder = spec.get("decoder") or {}
-    decoders_ = decoder.get("decoders", [decoder]) if decoder.get("type") == "Sequence" else [decoder]
-    kinds = {d.get("type") for d in decoders_}
-    method = "byte_fallback" if "ByteFallback" in kinds or spec.get("model", {}).get("byte_fallback") \
-        else "byte_level"
-    normalizer = spec.get("normalizer") or {}
-    norms = normalizer.get("normalizers", [normalizer]) if normalizer.get("type") == "Sequence" else [normalizer]
-    prepend = any(n.get("type") == "Prepend" and n.get("prepend") == "\u2581" for n in norms)
-    pre = spec.get("pre_tokenizer") or {}
-    pres = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-    prepend = prepend or any(p.get("type") == "Metaspace" and p.get("prepend_scheme", "always") != "never"
-                             for p in pres)
-    strip = any(d.get("type") == "Strip" and d.get("start", 0) >= 1 for d in decoders_)
+    decoders_ = _members(spec.get("decoder"), "decoders")
+    for decoder in decoders_:
+        method = {"ByteLevel": "byte_level", "ByteFallback": "byte_fallback"}.get(decoder.get("type"), method)
+    prepend = any(n.get("type") == "Prepend" and n.get("prepend") == "\u2581"
+                  for n in _members(spec.get("normalizer"), "normalizers"))
+    strip = any(d.get("type") == "Strip" and d.get("content") == " " and d.get("start") == 1 and d.get("stop") == 0
+                for d in decoders_)
     return {"token_postproc_method": method, "prepend_space_in_encode": prepend, "strip_space_in_decode": strip}
+
+
+def _members(part, key: str) -> list[dict]:
+    """A tokenizer.json component as a list: a Sequence's members, or the one component."""
+    if not isinstance(part, dict):
+        return []
+    members = part.get(key, []) if part.get("type") == "Sequence" else [part]
+    return [m for m in members if isinstance(m, dict)]
