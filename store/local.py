@@ -67,6 +67,21 @@ def ref_segment(text: str) -> str:
     return "".join(out) or "=00"
 
 
+def action_seal(key: str, manifest_digest: str, provenance: dict) -> str:
+    """Binds an action entry to its key: a digest of the key, the manifest it names and its stage."""
+    return canonical.key_of([key, manifest_digest, str(provenance.get("stage", ""))])
+
+
+def entry_is_bound(key: str, entry: dict) -> bool:
+    """An entry yields only what its key computed: its seal matches (so its manifest was not swapped)
+    and its recorded preimage hashes to the key (so it was not copied from another key)."""
+    provenance = entry.get("provenance") or {}
+    if entry.get("seal") != action_seal(key, entry.get("manifest", ""), provenance):
+        return False
+    preimage = provenance.get("preimage")
+    return preimage is None or canonical.key_of(preimage) == key
+
+
 def check_ref_name(name: str) -> str:
     parts = name.split("/")
     if not parts or any(p in ("", ".", "..") or not _REF_SEGMENT.match(p) for p in parts):
@@ -280,17 +295,20 @@ class Store:
         path = self.action_path(key)
         try:
             obj = canonical.unpackb(path.read_bytes())
+            if not entry_is_bound(key, obj):
+                raise ValueError("entry not bound to its key")
             return ActionEntry(key, obj["manifest"], obj.get("provenance", {}))
         except FileNotFoundError:
             return None
         except Exception:
-            # A torn or foreign file is not an entry; drop it so it is rebuilt.
+            # A torn, foreign or edited file is not an entry; drop it so it is rebuilt.
             self._quarantine(path)
             return None
 
     def put_action(self, key: str, manifest_digest: str, provenance: dict) -> None:
         failpoints.hit("store.before_action")
-        data = canonical.packb_loose({"manifest": manifest_digest, "provenance": provenance})
+        data = canonical.packb_loose({"manifest": manifest_digest, "provenance": provenance,
+                                      "seal": action_seal(key, manifest_digest, provenance)})
         atomic.write_bytes(self.action_path(key), data, self.tmp)
         failpoints.hit("store.after_action")
 

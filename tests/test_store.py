@@ -232,3 +232,33 @@ def test_a_garbage_ref_is_named_and_skipped_and_verify_moves_it_aside(tmp_path):
     code, out, _ = llmc("store", "verify")
     assert code == 1 and "corrupt ref compile/bad" in out and "2 problem(s)" in out
     assert store.bad_refs() == [] and llmc("store", "verify")[0] == 0
+
+
+def test_an_action_entry_only_yields_what_its_key_computed(tmp_path):
+    """An entry edited to name another valid manifest, or copied under another key, is not served: it is
+    moved aside and the step runs again (locally, and from a file:// team cache)."""
+    from llmc.store import canonical
+    from llmc.store.remote import open_remote
+
+    store = Store(tmp_path / "s")
+    stage = make()
+    key_x, manifest_x, _ = build(store, stage, text="x")
+    key_y, manifest_y, _ = build(store, stage, text="y")
+    entry = canonical.unpackb(store.action_path(key_x).read_bytes())
+    entry["manifest"] = manifest_y
+    store.action_path(key_x).write_bytes(canonical.packb_loose(entry))
+    assert store.get_action(key_x) is None
+    assert build(store, stage, text="x")[1:] == (manifest_x, {"run": 1, "cached": 0, "remote": 0})
+    store.action_path(key_y).write_bytes(store.action_path(key_x).read_bytes())  # x's entry under y's key
+    assert store.get_action(key_y) is None and build(store, stage, text="y")[1] == manifest_y
+
+    shared = tmp_path / "team"
+    pusher = Store(tmp_path / "pusher", remote=open_remote(f"file://{shared}", False))
+    key, manifest, _ = build(pusher, stage, text="z")
+    _, other, _ = build(pusher, stage, text="w")
+    remote_entry = next(shared.rglob(key))
+    forged = canonical.unpackb(remote_entry.read_bytes())
+    forged["manifest"] = other
+    remote_entry.write_bytes(canonical.packb_loose(forged))
+    puller = Store(tmp_path / "puller", remote=open_remote(f"file://{shared}", True))
+    assert build(puller, stage, text="z")[1:] == (manifest, {"run": 1, "cached": 0, "remote": 0})

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from llmc.store import atomic, canonical, digest
+from llmc.store.local import entry_is_bound
 from llmc.store.manifest import BadManifest, Manifest
 from llmc.store.remote.backends import RemoteUnavailable, open_backend
 
@@ -96,9 +97,12 @@ class Remote:
                 entry = canonical.unpackb(tmp.read_bytes())
                 manifest = entry["manifest"]
                 digest.parse(manifest)
-            except Exception:  # noqa: BLE001 - a torn or foreign file
+                if not entry_is_bound(key, entry):
+                    raise ValueError("entry not bound to its key")
+            except Exception:  # noqa: BLE001 - a torn, foreign or edited file
                 self.corrupt.add(entry_path)
-                self.warn(f"remote action {key} ({self.url}/{entry_path}) is unreadable: rejected")
+                self.warn(f"remote action {key} ({self.url}/{entry_path}) is unreadable or not bound to its key: "
+                          "rejected")
                 return False
         finally:
             tmp.unlink(missing_ok=True)
