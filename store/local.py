@@ -241,7 +241,8 @@ class Store:
 
         Copies are hashed as they are written, so a corrupt blob is never handed out:
         it is quarantined and CorruptObject is raised. link=True hard-links blobs
-        (read-only) instead, for stage inputs inside the store's own tmp.
+        (read-only) instead, for stage inputs inside the store's own tmp, after hashing
+        them: a stage never reads a blob that changed in place (same size, other bytes).
         """
         m = self.get_manifest(manifest_digest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -250,7 +251,7 @@ class Store:
             out = dest / e.path
             out.parent.mkdir(parents=True, exist_ok=True)
             if link:
-                self._check_size(e.digest, src)
+                self._check_digest(e.digest, src)
                 try:
                     os.link(src, out)
                     if on_file:
@@ -272,6 +273,12 @@ class Store:
         if size != digest.size_of(d):
             self._quarantine(path)
             raise CorruptObject("blob", d, path, f"size {size} is not {digest.size_of(d)}")
+
+    def _check_digest(self, d: str, path: Path) -> None:
+        self._check_size(d, path)
+        if digest.of_file(path) != d:
+            self._quarantine(path)
+            raise CorruptObject("blob", d, path, "contents do not match the digest")
 
     def _copy_verified(self, d: str, src: Path, out: Path) -> None:
         self._check_size(d, src)

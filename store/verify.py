@@ -25,6 +25,7 @@ class Report:
     manifests: int = 0
     problems: list[Problem] = field(default_factory=list)
     stale_actions: list[str] = field(default_factory=list)
+    tainted_actions: list[str] = field(default_factory=list)  # built from a corrupt input: dropped
 
     @property
     def ok(self) -> bool:
@@ -47,17 +48,20 @@ def verify(store: Store, on_object=None) -> Report:
             report.problems.append(Problem("corrupt blob", d, path, f"contents do not match; moved to {moved}"))
         if on_object:
             on_object()
+    broken: set[str] = set()  # manifests that cannot be read or miss a blob
     for d, path in store.iter_manifests():
         report.manifests += 1
         try:
             m = store.get_manifest(d)
         except StoreError as exc:
             report.problems.append(Problem("corrupt manifest", d, path, str(exc)))
+            broken.add(d)
             continue
         for e in m:
             if not store.has_blob(e.digest):
                 report.problems.append(
                     Problem("incomplete manifest", d, path, f"blob {e.digest} of {e.path} is missing"))
+                broken.add(d)
         if on_object:
             on_object()
     for name in store.bad_refs():
@@ -69,4 +73,23 @@ def verify(store: Store, on_object=None) -> Report:
             store.get_manifest(entry.manifest)
         except (MissingObject, StoreError):
             report.stale_actions.append(entry.key)
+    report.tainted_actions = _drop_tainted(store, broken)
     return report
+
+
+def _drop_tainted(store: Store, broken: set[str]) -> list[str]:
+    """Drop every action entry built, directly or through other entries, from a broken artifact: what it
+    made may carry the corruption, so it is rebuilt rather than served."""
+    entries = list(store.iter_actions())
+    tainted, dropped = set(broken), []
+    changed = True
+    while changed:
+        changed = False
+        for entry in entries:
+            inputs = entry.provenance.get("input_manifests", [])
+            if entry.key not in dropped and entry.manifest not in broken and tainted.intersection(inputs):
+                store.drop_action(entry.key)
+                dropped.append(entry.key)
+                tainted.add(entry.manifest)
+                changed = True
+    return dropped

@@ -262,3 +262,44 @@ def test_an_action_entry_only_yields_what_its_key_computed(tmp_path):
     remote_entry.write_bytes(canonical.packb_loose(forged))
     puller = Store(tmp_path / "puller", remote=open_remote(f"file://{shared}", True))
     assert build(puller, stage, text="z")[1:] == (manifest, {"run": 1, "cached": 0, "remote": 0})
+
+
+def _chain(store, upstream, downstream, **options):
+    with Runner(store) as runner:
+        first = Step(upstream, options={"text": "a"})
+        second = Step(downstream, inputs={"src": first}, options=options)
+        return runner.manifest(first), runner.manifest(second), runner.counts()
+
+
+def _corrupt_in_place(store, manifest):
+    """Flip bytes of an artifact's first blob, keeping its size (what a size check cannot see)."""
+    entry = next(iter(store.get_manifest(manifest)))
+    path = store.blob_path(entry.digest)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    os.chmod(path, 0o644)
+    path.write_bytes(bytes(data))
+
+
+def test_a_stage_never_reads_a_stored_input_that_changed_in_place(tmp_path):
+    store = Store(tmp_path / "s")
+    up, down = make("up"), make("down")
+    first, second, _ = _chain(store, up, down, text="b")
+    _corrupt_in_place(store, first)
+    # a new downstream step reads the input: found corrupt, quarantined, built again, then read
+    again_first, third, counts = _chain(store, up, down, text="c")
+    assert again_first == first and up.calls == 2 and counts["run"] == 2
+    fresh = Store(tmp_path / "fresh")
+    assert _chain(fresh, make("up"), make("down"), text="c")[1] == third  # what a clean store computes
+
+
+def test_verify_drops_entries_built_from_a_corrupt_input(tmp_path):
+    store = Store(tmp_path / "s")
+    up, down = make("up"), make("down")
+    first, second, _ = _chain(store, up, down, text="b")
+    _corrupt_in_place(store, first)
+    report = verify(store)
+    assert [p.kind for p in report.problems][:1] == ["corrupt blob"]
+    assert len(report.tainted_actions) == 1  # the downstream entry, built from the corrupt artifact
+    _, again, counts = _chain(store, up, down, text="b")
+    assert again == second and counts == {"run": 2, "cached": 0, "remote": 0}

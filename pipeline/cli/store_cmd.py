@@ -81,6 +81,8 @@ def verify(ctx: typer.Context, store: StoreOpt = None) -> None:
         print(problem)
     for key in report.stale_actions:
         print(f"note: action entry {key} names a manifest that is gone (rebuilt on next use)")
+    for key in report.tainted_actions:
+        print(f"note: dropped action entry {key}: it was built from a corrupt input (rebuilt on next use)")
     print(f"checked {report.blobs} blobs and {report.manifests} manifests: "
           f"{len(report.problems)} problem(s)")
     if not report.ok:

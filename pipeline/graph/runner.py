@@ -22,7 +22,7 @@ from filelock import FileLock
 from llmc.errors import UserError
 from llmc.graph import fingerprints, progress
 from llmc.graph import stage as stage_protocol
-from llmc.store import Store, StoreError, digest
+from llmc.store import CorruptObject, Store, StoreError, digest
 from llmc.store.canonical import key_of as canonical_key
 from llmc.store.hashcache import HashCache
 from llmc.store.manifest import Entry, Manifest
@@ -227,10 +227,20 @@ class Runner:
             if node.ephemeral:
                 self._run(node, outcome)
             else:
-                dest = self._scratch.enter_context(self.store.staging_dir(f"{node.name}-in"))
-                self.store.materialize(outcome.manifest, dest, link=True)
-                outcome.path = dest
+                outcome.path = self._materialize_input(node, outcome)
         return outcome.path
+
+    def _materialize_input(self, node: Step, outcome: Outcome) -> Path:
+        """A stored input, hashed as it is linked; one found corrupt (and quarantined) is built again."""
+        dest = self._scratch.enter_context(self.store.staging_dir(f"{node.name}-in"))
+        try:
+            self.store.materialize(outcome.manifest, dest, link=True)
+        except CorruptObject:
+            self.store.drop_action(outcome.key)
+            self._run(node, outcome)
+            dest = self._scratch.enter_context(self.store.staging_dir(f"{node.name}-in"))
+            self.store.materialize(outcome.manifest, dest, link=True)
+        return dest
 
     def manifest(self, step: Step) -> str:
         outcome = self.realize(step)
