@@ -147,3 +147,11 @@ def test_a_store_path_the_file_system_refuses_is_one_line(tiny_llama, tmp_path, 
     line = run_one_line(["convert_weight", str(tiny_llama), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
                          "--store", str(tmp_path / ("x" * 300))], capsys)
     assert line.startswith("error: cannot use the store at") and line.endswith("File name too long")
+
+
+def test_a_config_with_fewer_layers_than_the_weights_is_refused(model_copy, tmp_path, capsys):
+    spoil_hf(num_hidden_layers=1)(model_copy)  # the tiny llama has 2
+    line = run_one_line(["convert_weight", str(model_copy), "--quantization", "q0f32", "-o", str(tmp_path / "out"),
+                         "--store", str(tmp_path / "s")], capsys)
+    assert "have layer(s) 1..1 beyond the config's num_hidden_layers=1" in line
+    assert not (tmp_path / "out").exists()

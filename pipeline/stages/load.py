@@ -7,6 +7,7 @@ quantize stage streams them from the same source files (an input of its own).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from llmc import families as models
@@ -39,6 +40,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         if options["quantization_kind"] == "awq":
             raise UserError("q4f16_awq needs a pre-quantized AutoAWQ checkpoint (--source-format awq)")
         _check(models.architecture(model_type).hf_shapes(cfg), found, weights_dir)
+    _check_layers(cfg["num_hidden_layers"], found, weights_dir)
     record = {
         "model_type": model_type,
         "source_format": fmt,
@@ -49,6 +51,17 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
                     "dtype": p.dtype} for p in params],
     }
     (out_dir / "model.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
+
+
+def _check_layers(layers: int, found: dict, where: Path) -> None:
+    """Weights with more layers than the config would convert into a truncated model: refuse them."""
+    extra = sorted({int(m.group(1)) for name in found if (m := LAYER_INDEX.search(name))} - set(range(layers)))
+    if extra:
+        raise UserError(f"the weights in {where} have layer(s) {extra[0]}..{extra[-1]} beyond the config's "
+                        f"num_hidden_layers={layers}: the config does not describe these weights")
 
 
 def _check(expected: dict[str, tuple[int, ...]], found: dict, where: Path) -> None:
