@@ -9,6 +9,7 @@ With model_lib=None the library is compiled just in time through llmc's store.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -73,6 +74,26 @@ def _held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
+KV_PAGE = 16  # tokens per KV-cache page (the library's page size)
+KV_MEMORY_SHARE = 0.25  # of physical memory, at most, for the default KV cache
+
+
+def kv_cache_tokens(metadata: dict, context_window: int | None, sequences: int) -> int:
+    """Tokens the KV cache holds by default: a full context window for each sequence, capped by a
+    quarter of this machine's memory (float32 keys and values of every layer), and never below one
+    context window of 4096 tokens or the window itself when that is smaller."""
+    kv = metadata.get("kv_cache") or {}
+    per_token = 2 * 4 * kv.get("num_hidden_layers", 1) * kv.get("num_key_value_heads", 1) * kv.get("head_dim", 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 << 30
+    cap = int(memory * KV_MEMORY_SHARE) // per_token
+    want = sequences * (context_window or 4096)
+    floor = min(context_window or 4096, 4096)
+    return max(min(want, cap), floor) // KV_PAGE * KV_PAGE
+
+
 class MLCEngine:
     def __init__(self, model: str | Path, model_lib: str | Path | None = None, device: str = "cpu",
                  max_num_sequence: int = 4, max_total_sequence_length: int | None = None, store=None):
@@ -90,8 +111,11 @@ class MLCEngine:
         self.conv = self.config["conv_template"]
         window = int(self.config.get("context_window_size", -1))
         self.context_window = window if window > 0 else None
-        total = max_total_sequence_length or 2 * min(self.context_window or 4096, 8192)
+        total = max_total_sequence_length or kv_cache_tokens(self.lib.metadata, self.context_window,
+                                                             max_num_sequence)
         self.max_total = total
+        # the most one sequence can hold: the context window, or less when the cache is smaller
+        self.max_sequence_tokens = min(self.context_window or total, total)
         self._lock = threading.Lock()
         self._kv = self.lib.create_kv_cache(max_num_sequence, total)
         self.max_sequences = max_num_sequence
@@ -135,10 +159,15 @@ class MLCEngine:
             raise p.BadRequestError("n", f"must be an integer in [1, {self.max_sequences}], not {n!r}")
         if not prompt:
             raise p.BadRequestError(prompt_param, "is empty")
-        room = (self.context_window or self.max_total) - len(prompt)
+        # Each choice holds the prompt (shared pages after a fork, but counted whole: a page may be
+        # copied) and its own tokens; every sequence can waste up to a page. Checked before prefill.
+        fits = (self.max_total - n * (len(prompt) + KV_PAGE)) // n
+        room = min(self.max_sequence_tokens - len(prompt), fits)
         if room <= 0:
-            raise p.BadRequestError(prompt_param, f"{len(prompt)} tokens do not fit the context window "
-                                                  f"({self.context_window or self.max_total})")
+            where = "the context window" if self.max_sequence_tokens - len(prompt) <= 0 else \
+                f"the KV cache ({self.max_total} tokens for n={n})"
+            raise p.BadRequestError(prompt_param, f"{len(prompt)} tokens do not fit {where} "
+                                                  f"({self.max_sequence_tokens} tokens a sequence)")
         if max_tokens is None:
             max_tokens = room
         if not isinstance(max_tokens, int) or max_tokens < 1:

@@ -170,3 +170,23 @@ def test_failed_jit_raises_the_compilers_message(folder, tmp_path, monkeypatch):
     monkeypatch.setenv(isolated.CRASH_ENV, "llmc.stages.lower:lower_here")
     with pytest.raises(BuildFailed, match=r"^lower for cpu \([^)]*\) of llama q0f32 crashed inside TVM"):
         MLCEngine(folder, store=Store(tmp_path / "s"))
+
+
+def test_requests_are_sized_to_the_kv_cache_before_prefill(folder):
+    """n long choices on a small cache are capped to what fits, and a prompt the cache cannot hold is a
+    BadRequestError naming the cache, never TVM's "The KV cache is full" mid-request."""
+    small = MLCEngine(folder, model_lib=folder / "lib.so", max_total_sequence_length=160)
+    reply = small.completions.create(prompt=list(range(10, 20)), n=4, max_tokens=100, temperature=1.0, seed=1)
+    assert len(reply.choices) == 4 and all(c.finish_reason in ("length", "stop") for c in reply.choices)
+    assert reply.usage.completion_tokens <= 4 * ((160 - 4 * (10 + 16)) // 4)
+    with pytest.raises(BadRequestError, match=r"do not fit the KV cache \(160 tokens for n=4\)"):
+        small.completions.create(prompt=list(range(10, 40)), n=4, max_tokens=5)
+
+
+def test_the_default_kv_cache_holds_every_sequence_a_full_window(engine):
+    from llmc.runtime.engine import kv_cache_tokens
+
+    assert engine.max_total == engine.max_sequences * engine.context_window
+    meta = {"kv_cache": {"num_hidden_layers": 80, "num_key_value_heads": 8, "head_dim": 128}}
+    capped = kv_cache_tokens(meta, 131072, 4)  # a 70B-shape model with a 128k window: memory decides
+    assert 4096 <= capped < 4 * 131072 and capped % 16 == 0
