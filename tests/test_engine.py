@@ -190,3 +190,18 @@ def test_the_default_kv_cache_holds_every_sequence_a_full_window(engine):
     meta = {"kv_cache": {"num_hidden_layers": 80, "num_key_value_heads": 8, "head_dim": 128}}
     capped = kv_cache_tokens(meta, 131072, 4)  # a 70B-shape model with a 128k window: memory decides
     assert 4096 <= capped < 4 * 131072 and capped % 16 == 0
+
+
+def test_a_corrupt_weight_shard_is_refused_on_load(folder, tmp_path):
+    import shutil
+
+    from llmc.runtime.weights import WeightsError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    shard = copy / "params_shard_0.bin"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="params_shard_0.bin is corrupt: its md5"):
+        MLCEngine(copy, model_lib=copy / "lib.so")
