@@ -108,6 +108,9 @@ class MLCEngine:
         self.model = str(self.model_dir.name)
         self.lib = ModelLibrary(model_lib, self.model_dir)
         self.tokenizer = Tokenizer(self.model_dir)
+        # ids the tokenizer can produce: rows past them pad the vocabulary and are never sampled
+        self.active_vocab = int(self.config.get("active_vocab_size") or self.lib.metadata.get("active_vocab_size")
+                                or 1 << 31)
         self.conv = self.config["conv_template"]
         window = int(self.config.get("context_window_size", -1))
         self.context_window = window if window > 0 else None
@@ -233,6 +236,9 @@ class MLCEngine:
 
     def _step(self, c: _Choice, req: Request) -> Iterator[Event]:
         raw = c.logits
+        if self.active_vocab < len(raw):  # a library that does not mask padded rows itself
+            raw = raw.copy()
+            raw[self.active_vocab:] = -np.inf
         token = choose(apply_penalties(raw, req.params, req.prompt, c.generated), req.params, c.rng)
         c.generated.append(token)
         logprob, top = None, []

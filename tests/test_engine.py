@@ -205,3 +205,32 @@ def test_a_corrupt_weight_shard_is_refused_on_load(folder, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="params_shard_0.bin is corrupt: its md5"):
         MLCEngine(copy, model_lib=copy / "lib.so")
+
+
+@pytest.fixture(scope="module")
+def padded(models_dir, session_store, tmp_path_factory):
+    """A llama whose 320 vocabulary rows outnumber its tokenizer's 300 tokens (as Qwen2 and Phi-3 pad)."""
+    from tiny_models import make_llama, make_tokenizer
+
+    model = make_llama(models_dir / "padded-llama", vocab=320)
+    make_tokenizer(model, 300)
+    return build(model, "q0f32", tmp_path_factory.mktemp("padded") / "padded-MLC", session_store)
+
+
+def test_padded_vocabulary_rows_are_never_sampled(padded):
+    import json
+
+    import numpy as np
+
+    from compiled import library, run_teacher_forced
+
+    # MLC's gen_config: active_vocab_size is len(tokenizer); its compile masks the logits past it
+    assert json.loads((padded / "mlc-chat-config.json").read_text())["active_vocab_size"] == 300
+    lib = library(padded)
+    assert lib.metadata["active_vocab_size"] == 300
+    for logits in run_teacher_forced(lib, [5, 6, 7], [8, 9]):
+        assert (logits[300:] < -1e30).all() and np.isfinite(logits[:300]).all()
+    engine = MLCEngine(padded, model_lib=padded / "lib.so")
+    reply = engine.completions.create(prompt=[5, 6, 7], max_tokens=40, temperature=2.0, seed=3, n=4)
+    ids = [t for c in reply.choices for t in engine.tokenizer.encode(c.text)]
+    assert ids and max(ids) < 300

@@ -60,6 +60,19 @@ def gguf_tokenizer(meta: dict) -> tuple[str, dict]:
     return tok.to_str(pretty=False), {k: v for k, v in config.items() if v is not None}
 
 
+def vocab_size(out: Path) -> int | None:
+    """The tokenizer's length with added tokens (what MLC's gen_config takes as active_vocab_size,
+    len(AutoTokenizer)); None without a readable tokenizer.json."""
+    if not (out / "tokenizer.json").exists():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(out / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+    except Exception:  # noqa: BLE001 - gen_config reports an unreadable tokenizer.json itself
+        return None
+
+
 def info(out: Path) -> dict:
     """MLC's tokenizer_info, detected from tokenizer.json by MLC's own rules (cpp/tokenizers/tokenizers.cc,
     Tokenizer::DetectTokenizerInfo), so MLC's runtimes read our folders as they read theirs:

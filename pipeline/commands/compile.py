@@ -136,7 +136,20 @@ def compile_spec(chat: dict, overrides: dict, quant: str | None, model_type: str
         raise UserError(f"mlc-chat-config.json's model_config lacks {exc}") from None
     spec = quantization.spec(params, s)
     return {"model_type": model_type, "quantization": s.name, "model_config": cfg, **sizes,
+            "active_vocab_size": active_vocab_size(chat, cfg),
             "params": [[t.name, list(t.shape), t.dtype] for t in spec]}
+
+
+def active_vocab_size(chat: dict, cfg: dict) -> int:
+    """The ids the tokenizer can produce (padded vocabularies have fewer than the model's rows): logits
+    past them are masked in the library, as MLC's compile does."""
+    vocab = cfg.get("vocab_size")
+    active = chat.get("active_vocab_size", vocab)
+    if active is None:
+        return vocab
+    if isinstance(active, bool) or not isinstance(active, int) or active < 1:
+        raise UserError(f"active_vocab_size={active!r} in mlc-chat-config.json must be a positive integer")
+    return min(active, vocab)
 
 
 def check_weights(folder: Path, spec: dict) -> None:

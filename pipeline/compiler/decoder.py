@@ -52,4 +52,6 @@ class CausalLM(nn.Module):
         return self.backbone(x, cache)
 
     def logits(self, h: nn.Tensor) -> nn.Tensor:
-        return self.backbone.embedding.lm_head(h) if self.tied else getattr(self, self._head_name)(h)
+        logits = self.backbone.embedding.lm_head(h) if self.tied else getattr(self, self._head_name)(h)
+        active = getattr(self, "active_vocab_size", None)
+        return layers.mask_beyond(logits, active) if active and active < logits.shape[-1] else logits

@@ -272,3 +272,13 @@ class LayerNorm(nn.Module):
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         return nn.op.layer_norm(x, [x.shape[-1]], _as_dtype(self.weight, x.dtype), _as_dtype(self.bias, x.dtype),
                                 eps=self.eps)
+
+
+def mask_beyond(logits: nn.Tensor, active: int) -> nn.Tensor:
+    """Logits of ids at or past `active` (rows that pad the vocabulary, no token of the tokenizer) set to
+    -inf, so no sampler ever picks them."""
+    def mask(x):
+        return te.compute(x.shape, lambda *i: tirx.Select(i[-1] < active, x(*i), tirx.min_value(x.dtype)),
+                          name="mask_padded_vocab")
+
+    return nn.op.tensor_expr_op(mask, "mask_padded_vocab", [logits])

@@ -48,6 +48,7 @@ def build_model(spec: dict, target, device):
     model.target = target
     model.hidden_size = cfg["hidden_size"]
     model.prefill_chunk_size = spec["prefill_chunk_size"]
+    model.active_vocab_size = spec["active_vocab_size"] or cfg["vocab_size"]
     if spec["opt"].get("int8_activations") and int8_matmul.supported(target):
         layers.use_int8_activations(model)
     return model
@@ -97,7 +98,7 @@ def metadata(spec: dict, model, usage: dict[str, int]) -> dict:
         "pipeline_parallel_stages": 1,
         "kv_state_kind": "kv_cache",
         "max_batch_size": spec["max_batch_size"],
-        "active_vocab_size": spec["model_config"]["vocab_size"],
+        "active_vocab_size": spec["active_vocab_size"] or spec["model_config"]["vocab_size"],
         "model_task": "chat",
         "params": [{"name": n, "shape": list(shape), "dtype": dtype, "preprocs": []}
                    for n, shape, dtype in spec["params"]],

@@ -66,7 +66,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         "attention_sink_size": sizes["attention_sink_size"],
         "tensor_parallel_shards": sizes["tensor_parallel_shards"],
         "pipeline_parallel_stages": 1,
-        "active_vocab_size": cfg["vocab_size"],
+        "active_vocab_size": tokenizer_files.vocab_size(out_dir) or cfg["vocab_size"],
         **{name: float(_pick(name, default, gen, hf)) for name, default in GENERATION},
         "tokenizer_files": tokenizer_files.present(out_dir),
         "tokenizer_info": tokenizer_files.info(out_dir),

@@ -17,7 +17,7 @@ DEFAULTS = {
     "model_type": "llama", "quantization": "q0f32", "model_config": {}, "params": [],
     "context_window_size": 0, "sliding_window_size": -1, "prefill_chunk_size": 0, "attention_sink_size": 0,
     "max_batch_size": 1, "tensor_parallel_shards": 1, "opt": {}, "system_lib": False, "system_lib_prefix": "",
-    "cuda_archs": [],
+    "cuda_archs": [], "active_vocab_size": 0,
 }
 
 
