@@ -303,3 +303,22 @@ def test_verify_drops_entries_built_from_a_corrupt_input(tmp_path):
     assert len(report.tainted_actions) == 1  # the downstream entry, built from the corrupt artifact
     _, again, counts = _chain(store, up, down, text="b")
     assert again == second and counts == {"run": 2, "cached": 0, "remote": 0}
+
+
+def test_a_full_disk_under_the_store_says_it_is_the_store(tmp_path):
+    import errno
+
+    from llmc.store import StoreError
+
+    class DiskFull:
+        NAME, VERSION, TOOLS, EPHEMERAL, DEFAULTS = "filler", "1", ("python",), False, {}
+
+        def run(self, inputs, options, out_dir):
+            (out_dir / "part").write_bytes(b"x")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / "big.bin"))
+
+    store = Store(tmp_path / "s")
+    with pytest.raises(StoreError, match=r"no space left for the store at .*/s while filler wrote .*big\.bin"):
+        with Runner(store) as runner:
+            runner.manifest(Step(DiskFull()))
+    assert not any((tmp_path / "s" / "tmp").iterdir())  # the staging folder is gone

@@ -9,6 +9,7 @@ the ephemeral step's own key, which is a function of everything it read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import datetime
 import os
 import platform
@@ -190,7 +191,8 @@ class Runner:
         if step.target is not None:
             options = {**options, "target": step.target}
         t0 = time.monotonic()
-        with self.store.pinned(outcome.input_manifests), progress.task(step.name):
+        with self._disk_full_is_the_stores(step), self.store.pinned(outcome.input_manifests), \
+                progress.task(step.name):
             if step.ephemeral:
                 # Lives until the command ends: a downstream stage reads it.
                 out = self._scratch.enter_context(self.store.staging_dir(step.name))
@@ -206,6 +208,18 @@ class Runner:
                 if self.remote is not None and not self.remote.read_only:
                     self.remote.push_action(self.store, outcome.key)
         outcome.status = "run"
+
+    @contextlib.contextmanager
+    def _disk_full_is_the_stores(self, step: Step):
+        """A stage writes into the store's tmp: a full disk there is the store's, and says so."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise StoreError(f"no space left for the store at {self.store.root} while {step.name} wrote "
+                             f"{exc.filename or 'its output'}: free space there, or use --store / LLMC_HOME "
+                             "on a larger disk") from exc
 
     def _provenance(self, step: Step, outcome: Outcome, seconds: float) -> dict:
         return {
