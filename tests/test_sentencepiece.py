@@ -126,7 +126,8 @@ def test_gen_config_writes_tokenizer_json_from_tokenizer_model(tiny_llama, llama
     out = tmp_path / "out"
     generate_config(str(model), "q0f32", "llama-2", out, Store(tmp_path / "store"))
     cfg = json.loads((out / "mlc-chat-config.json").read_text())
-    assert cfg["tokenizer_files"] == ["tokenizer.json", "tokenizer.model"]
+    # MLC's order: the copied files in TOKENIZER_FILES order, then the tokenizer.json it converted
+    assert cfg["tokenizer_files"] == ["tokenizer.model", "tokenizer.json"]
     # MLC reads prepend_space_in_encode from a Prepend normalizer only, not our Metaspace pre-tokenizer
     assert cfg["tokenizer_info"] == {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": False,
                                      "strip_space_in_decode": True}

@@ -10,12 +10,22 @@ from llmc.errors import NotAvailable, UserError
 FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "added_tokens.json",
          "tokenizer.model")
 GGUF_CONTROL, GGUF_USER_DEFINED = 3, 4
+# The order MLC's gen_config lists tokenizer files in (interface/gen_config.py, TOKENIZER_FILES); a
+# tokenizer.json it converts from tokenizer.model is appended after them.
+MLC_ORDER = ("tokenizer.model", "tokenizer.json", "vocab.json", "merges.txt", "added_tokens.json",
+             "tokenizer_config.json")
 
 
 def present(src: Path | None) -> list[str]:
     if src is None:
         return []
     return [name for name in FILES if (src / name).is_file()]
+
+
+def listed(out: Path, converted_json: bool) -> list[str]:
+    """mlc-chat-config.json's tokenizer_files, in MLC's order."""
+    names = [n for n in MLC_ORDER if (out / n).is_file() and not (converted_json and n == "tokenizer.json")]
+    return names + (["tokenizer.json"] if converted_json and (out / "tokenizer.json").is_file() else [])
 
 
 def copy(src: Path, out: Path) -> list[str]:

@@ -18,7 +18,7 @@ from llmc.families.base import MAX_CONTEXT
 from llmc.sources import hf_config as hfconfig
 
 NAME = "gen_config"
-VERSION = "2"
+VERSION = "3"
 TOOLS = ("python", "llmc", "tokenizers", "gguf")
 SIZES = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
          "tensor_parallel_shards", "max_batch_size")
@@ -68,9 +68,10 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         "pipeline_parallel_stages": 1,
         "active_vocab_size": tokenizer_files.vocab_size(out_dir) or cfg["vocab_size"],
         **{name: float(_pick(name, default, gen, hf)) for name, default in GENERATION},
-        "tokenizer_files": tokenizer_files.present(out_dir),
+        "tokenizer_files": tokenizer_files.listed(out_dir, converted_json=src is not None and gguf_path is None
+                                                  and not (src / "tokenizer.json").is_file()),
         "tokenizer_info": tokenizer_files.info(out_dir),
-        "conv_template": conv,
+        "conv_template": mlc_chat_conv(conv),
         "pad_token_id": _pick("pad_token_id", 0, gen, hf),
         "bos_token_id": _pick("bos_token_id", 1, gen, hf),
         "eos_token_id": _pick("eos_token_id", 2, gen, hf),
@@ -79,6 +80,13 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     (out_dir / "mlc-chat-config.json").write_text(json.dumps(chat_config, indent=2) + "\n")
     if warnings:
         (out_dir / WARNINGS_FILE).write_text("".join(f"{w}\n" for w in warnings))
+
+
+def mlc_chat_conv(conv: dict) -> dict:
+    """The template as mlc-chat-config.json holds it: MLC dumps the whole MLCChatConfig without leaving out
+    None fields, so a template without a system prefix carries "system_prefix_token_ids": null."""
+    ordered = {name: conv.get(name) for name in conversation.FIELDS if name in conv or name == "system_prefix_token_ids"}
+    return {**ordered, **{k: v for k, v in conv.items() if k not in ordered}}
 
 
 def resolve_sizes(cfg: dict, model_type: str, options: dict, warnings: list[str]) -> dict:
@@ -115,7 +123,8 @@ def resolve_sizes(cfg: dict, model_type: str, options: dict, warnings: list[str]
         "context_window_size": context,
         "sliding_window_size": window if window > 0 else -1,
         "prefill_chunk_size": prefill,
-        "attention_sink_size": (flags["attention_sink_size"] or 0) if has_window else 0,
+        # MLC writes -1 for a model without attention sinks (gen_config: getattr(..., "attention_sink_size", -1))
+        "attention_sink_size": (flags["attention_sink_size"] or 0) if has_window else -1,
         "tensor_parallel_shards": shards,
         "max_batch_size": flags["max_batch_size"] or DEFAULT_MAX_BATCH_SIZE,
     }
