@@ -38,45 +38,21 @@ class DeviceModule:
     sources: dict[str, str] = field(default_factory=dict)   # metal and webgpu: source per kernel
 
 
-def _u64(data: bytes, at: int) -> int:
-    return struct.unpack_from("<Q", data, at)[0]
-
-
-def _string(data: bytes, at: int) -> tuple[bytes, int]:
-    size = _u64(data, at)
-    return data[at + 8:at + 8 + size], at + 8 + size
-
-
-def _function_table(data: bytes, at: int) -> tuple[list[str], int]:
-    """A count, then per kernel its name and a FunctionInfo (name, argument types of 4 bytes, launch
-    parameter tags, extra tags of 4 bytes)."""
-    names, count, at = [], _u64(data, at), at + 8
-    for _ in range(count):
-        _, at = _string(data, at)
-        name, at = _string(data, at)
-        names.append(name.decode())
-        at += 8 + 4 * _u64(data, at)
-        tags, at = _u64(data, at), at + 8
-        for _ in range(tags):
-            _, at = _string(data, at)
-        at += 8 + 4 * _u64(data, at)
-    return names, at
-
-
 def parse_module(kind: bytes, module: bytes) -> DeviceModule:
+    if kind not in (b"metal", b"webgpu"):
+        fmt, table, data = library_blob.module_parts(module)
+        names, _ = library_blob.function_table(table, 0)
+        return DeviceModule(kind.decode(), fmt.decode(), names, data=data)
     at, fmt = 0, b"wgsl"
-    if kind != b"webgpu":
-        fmt, at = _string(module, 0)
-    names, at = _function_table(module, at)
-    if kind in (b"metal", b"webgpu"):
-        sources, count, at = {}, _u64(module, at), at + 8
-        for _ in range(count):
-            name, at = _string(module, at)
-            source, at = _string(module, at)
-            sources[name.decode()] = source.decode()
-        return DeviceModule(kind.decode(), fmt.decode(), names, sources=sources)
-    data, _ = _string(module, at)
-    return DeviceModule(kind.decode(), fmt.decode(), names, data=data)
+    if kind == b"metal":
+        fmt, at = library_blob.string(module, 0)
+    names, at = library_blob.function_table(module, at)
+    sources, count, at = {}, struct.unpack_from("<Q", module, at)[0], at + 8
+    for _ in range(count):
+        name, at = library_blob.string(module, at)
+        source, at = library_blob.string(module, at)
+        sources[name.decode()] = source.decode()
+    return DeviceModule(kind.decode(), fmt.decode(), names, sources=sources)
 
 
 def _library_bytes(path: Path) -> list[bytes]:
@@ -93,7 +69,7 @@ def device_modules(path: Path) -> list[DeviceModule]:
             head = library_blob.field(kind)
             at = data.find(head)
             while at >= 0:
-                module, end = _string(data, at + len(head))
+                module, end = library_blob.string(data, at + len(head))
                 found.append(parse_module(kind, module))
                 at = data.find(head, end)
     return found

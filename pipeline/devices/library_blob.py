@@ -84,14 +84,35 @@ def join(tree: bytes, modules: list[tuple[bytes, bytes | None]]) -> bytes:
     return struct.pack("<Q", len(body)) + body
 
 
+def string(data: bytes, at: int) -> tuple[bytes, int]:
+    """A u64-length-prefixed field at `at`: (its bytes, the offset after it)."""
+    size = _u64(data, at)
+    return data[at + 8:at + 8 + size], at + 8 + size
+
+
+def function_table(data: bytes, at: int) -> tuple[list[str], int]:
+    """A device module's function table at `at`: (kernel names, the offset after it). The table is a
+    count, then per kernel its name and a FunctionInfo (name, argument types of 4 bytes, launch
+    parameter tags, extra tags of 4 bytes)."""
+    names, count, at = [], _u64(data, at), at + 8
+    for _ in range(count):
+        _, at = string(data, at)
+        name, at = string(data, at)
+        names.append(name.decode())
+        at += 8 + 4 * _u64(data, at)
+        tags, at = _u64(data, at), at + 8
+        for _ in range(tags):
+            _, at = string(data, at)
+        at += 8 + 4 * _u64(data, at)
+    return names, at
+
+
 def module_parts(module: bytes) -> tuple[bytes, bytes, bytes]:
-    """A device module's (format, function table field, data)."""
-    fmt_len = _u64(module, 0)
-    fmt, start = module[8:8 + fmt_len], 8 + fmt_len
-    for at in range(start, len(module) - 8):
-        if _u64(module, at) == len(module) - at - 8:  # the data field runs to the end
-            return fmt, module[start:at], module[at + 8:]
-    raise ValueError(f"{fmt.decode(errors='replace')} module without a data field")
+    """A cuda or opencl module's (format, function table bytes, data)."""
+    fmt, start = string(module, 0)
+    _, end = function_table(module, start)
+    data, _ = string(module, end)
+    return fmt, module[start:end], data
 
 
 # Module kinds holding kernels (the others: the VM executable, "_lib" for the host code).
