@@ -98,7 +98,7 @@ def metadata(spec: dict, model, usage: dict[str, int]) -> dict:
         "pipeline_parallel_stages": 1,
         "kv_state_kind": "kv_cache",
         "max_batch_size": spec["max_batch_size"],
-        "active_vocab_size": spec["active_vocab_size"] or spec["model_config"]["vocab_size"],
+        "active_vocab_size": model.active_vocab_size,
         "model_task": "chat",
         "params": [{"name": n, "shape": list(shape), "dtype": dtype, "preprocs": []}
                    for n, shape, dtype in spec["params"]],

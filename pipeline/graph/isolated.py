@@ -63,25 +63,25 @@ def call(function: str, kwargs: dict, what: str) -> None:
         _reraise(json.loads(error_file.read_text()), what)
 
 
+# Errors that cross back as themselves (exit code 2: the user's input); the most specific first.
+_USER_KINDS = {cls.__name__: cls for cls in (NotAvailable, UserError)}
+
+
 def _reraise(error: dict, what: str) -> None:
     cause = ChildTraceback(error["traceback"])
-    kinds = {"NotAvailable": NotAvailable, "UserError": UserError}
-    if error["kind"] in kinds:
-        raise kinds[error["kind"]](error["message"]) from cause
+    if error["kind"] in _USER_KINDS:
+        raise _USER_KINDS[error["kind"]](error["message"]) from cause
     raise BuildFailed(f"{what} failed: {error['type']}: {error['message']}") from cause
 
 
 def _kind(exc: BaseException) -> str:
-    for cls in (NotAvailable, UserError):
-        if isinstance(exc, cls):
-            return cls.__name__
-    return "other"
+    return next((name for name, cls in _USER_KINDS.items() if isinstance(exc, cls)), "other")
 
 
 def _crash_asked(function: str, args: str) -> bool:
-    asked = os.environ.get(CRASH_ENV, "")
-    target, _, text = asked.partition(":")[2].partition(":")
-    return bool(asked) and asked.partition(":")[0] + ":" + target == function and text in args
+    module, _, rest = os.environ.get(CRASH_ENV, "").partition(":")
+    name, _, text = rest.partition(":")
+    return f"{module}:{name}" == function and text in args
 
 
 def _child(function: str, args_file: str, error_file: str) -> int:

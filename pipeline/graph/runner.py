@@ -9,8 +9,8 @@ the ephemeral step's own key, which is a function of everything it read.
 from __future__ import annotations
 
 import contextlib
-import errno
 import datetime
+import errno
 import os
 import platform
 import time
