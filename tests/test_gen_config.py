@@ -136,7 +136,7 @@ def test_config_has_mlc_fields_in_order(smollm2_config):
                          "tensor_parallel_shards", "pipeline_parallel_stages", "active_vocab_size", "temperature",
                          "presence_penalty", "frequency_penalty", "repetition_penalty", "top_p", "tokenizer_files",
                          "tokenizer_info", "conv_template", "pad_token_id", "bos_token_id", "eos_token_id",
-                         "model_task"]
+                         "model_task", "embedding_metadata"]
     assert cfg["version"] == "0.1.0" and cfg["model_type"] == "llama" and cfg["quantization"] == "q4f16_1"
     assert cfg["context_window_size"] == 8192 and cfg["prefill_chunk_size"] == 8192
     # MLC's gen_config: getattr(model_config, "attention_sink_size", -1), so -1 for llama

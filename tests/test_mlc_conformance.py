@@ -99,3 +99,83 @@ def test_without_tokenizer_json_the_info_is_mlcs_default(tmp_path):
 
     assert info(tmp_path) == {"token_postproc_method": "byte_fallback", "prepend_space_in_encode": False,
                               "strip_space_in_decode": False}
+
+
+# ---- mlc-chat-config.json, field by field as MLC's gen_config writes it -------------------------
+@pytest.fixture(scope="module")
+def mlc_chat_config(models_dir, session_store, tmp_path_factory):
+    """gen_config of a llama with a float rope_theta and 320 vocabulary rows over a 300-token tokenizer."""
+    from tiny_models import make_llama, make_tokenizer
+
+    from llmc.commands.gen_config import generate_config
+
+    model = make_llama(models_dir / "mlc-pinned-llama", vocab=320, rope_theta=500000.0)
+    make_tokenizer(model, 300)
+    out = tmp_path_factory.mktemp("pinned") / "out"
+    generate_config(str(model), "q4f16_1", "chatml", out, session_store)
+    return json.loads((out / "mlc-chat-config.json").read_text())
+
+
+def test_index_metadata_types_are_mlcs(tiny_llama, session_store, tmp_path):
+    # python/mlc_llm/interface/convert_weight.py, _convert_args -> tvmjs.dump_tensor_cache(meta_data=...):
+    # ParamSize = len(param_names), ParamBytes = float total bytes, BitsPerParam = bytes * 8.0 / elements
+    convert_weight(str(tiny_llama), "q4f16_1", tmp_path / "out", session_store)
+    index = json.loads((tmp_path / "out" / "tensor-cache.json").read_text())
+    meta = index["metadata"]
+    assert meta["ParamSize"] == sum(len(shard["records"]) for shard in index["records"])
+    assert isinstance(meta["ParamBytes"], float) and isinstance(meta["BitsPerParam"], float)
+
+
+def test_active_vocab_size_is_the_tokenizers_length(mlc_chat_config):
+    # python/mlc_llm/interface/gen_config.py, gen_config: active_vocab_size = len(AutoTokenizer...)
+    assert mlc_chat_config["vocab_size"] == 320 and mlc_chat_config["active_vocab_size"] == 300
+
+
+def test_conv_template_keeps_none_fields_and_the_reasoning_flag(mlc_chat_config):
+    # python/mlc_llm/interface/gen_config.py dumps MLCChatConfig.model_dump(by_alias=True), which keeps None;
+    # python/mlc_llm/protocol/conversation_protocol.py, Conversation: strip_reasoning_in_history: bool = False
+    conv = mlc_chat_config["conv_template"]
+    assert conv["system_prefix_token_ids"] is None
+    assert conv["strip_reasoning_in_history"] is False
+
+
+def test_top_level_fields_mlc_adds(mlc_chat_config):
+    # python/mlc_llm/protocol/mlc_chat_config.py, MLCChatConfig: model_task = "chat", embedding_metadata = None
+    assert mlc_chat_config["model_task"] == "chat"
+    assert "embedding_metadata" in mlc_chat_config and mlc_chat_config["embedding_metadata"] is None
+
+
+def test_llama_model_config_fields_mlc_writes(mlc_chat_config):
+    # python/mlc_llm/model/llama/llama_model.py, LlamaConfig: disaggregation: bool = False, and
+    # position_embedding_base taken from rope_theta as read (a dataclass: no int coercion)
+    cfg = mlc_chat_config["model_config"]
+    assert cfg["disaggregation"] is False
+    assert cfg["position_embedding_base"] == 500000.0 and isinstance(cfg["position_embedding_base"], float)
+
+
+def test_a_whole_rope_theta_written_as_an_int_stays_an_int(tiny_llama, session_store, tmp_path):
+    from llmc.commands.gen_config import generate_config
+
+    generate_config(str(tiny_llama), "q0f32", "chatml", tmp_path / "out", session_store)
+    base = json.loads((tmp_path / "out" / "mlc-chat-config.json").read_text())["model_config"]["position_embedding_base"]
+    source = json.loads((tiny_llama / "config.json").read_text())
+    theta = source.get("rope_theta", (source.get("rope_parameters") or {}).get("rope_theta", 10000))
+    assert base == theta and type(base) is type(theta)
+
+
+def test_sinks_and_tokenizer_files_as_mlc_writes_them(mlc_chat_config):
+    # python/mlc_llm/interface/gen_config.py: attention_sink_size=getattr(model_config, "attention_sink_size", -1);
+    # tokenizer files copied in TOKENIZER_FILES order (tokenizer.model, tokenizer.json, vocab.json,
+    # merges.txt, added_tokens.json, tokenizer_config.json)
+    assert mlc_chat_config["attention_sink_size"] == -1
+    assert mlc_chat_config["tokenizer_files"] == ["tokenizer.json", "tokenizer_config.json"]
+
+
+def test_a_reasoning_template_drops_earlier_thoughts():
+    from llmc.chat import templates
+
+    conv = {**templates.get("chatml_nosystem"), "strip_reasoning_in_history": True}
+    history = [("user", "Hi"), ("assistant", "<think>\nsay hello\n</think>\n\nHello"), ("user", "Q2")]
+    prompt = templates.render(conv, history)
+    assert "say hello" not in prompt and "<|im_start|>assistant\nHello<|im_end|>" in prompt
+    assert "say hello" in templates.render(templates.get("chatml_nosystem"), history)

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 
 from llmc.errors import UserError
 
 FIELDS = ("name", "system_template", "system_message", "system_prefix_token_ids",
           "add_role_after_system_message", "roles", "role_templates", "messages", "seps", "role_content_sep",
-          "role_empty_sep", "stop_str", "stop_token_ids", "function_string", "use_function_calling")
+          "role_empty_sep", "stop_str", "stop_token_ids", "function_string", "use_function_calling",
+          "strip_reasoning_in_history")
+THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
 PLACEHOLDERS = {"user": "{user_message}", "assistant": "{assistant_message}", "tool": "{tool_message}"}
 
 
 def _conv(name, roles, seps, *, system_template="{system_message}", system_message="", prefix=None,
           add_role_after_system_message=True, role_content_sep="", role_empty_sep="", stop_str=(),
-          stop_token_ids=()) -> dict:
+          stop_token_ids=(), strip_reasoning_in_history=False) -> dict:
     obj = {
         "name": name,
         "system_template": system_template,
@@ -41,6 +44,7 @@ def _conv(name, roles, seps, *, system_template="{system_message}", system_messa
         "stop_token_ids": list(stop_token_ids),
         "function_string": "",
         "use_function_calling": False,
+        "strip_reasoning_in_history": strip_reasoning_in_history,
     }
     if obj["system_prefix_token_ids"] is None:
         del obj["system_prefix_token_ids"]  # MLC leaves None fields out of the JSON
@@ -158,12 +162,20 @@ def render(conv: dict, messages: list[tuple[str, str | None]]) -> str:
             continue
         first_without_role = i == 0 and system and not conv.get("add_role_after_system_message", True)
         prefix = "" if first_without_role else roles[role] + conv["role_content_sep"]
+        if role == "assistant" and conv.get("strip_reasoning_in_history"):
+            content = strip_reasoning(content)
         body = templates[role].replace(PLACEHOLDERS[role], content)
         parts.append(prefix + body + seps[role == "assistant"])
     prompt = "".join(parts)
     function_string = conv.get("function_string", "")
     prompt = function_string.join(prompt.rsplit("{function_string}", 1))
     return prompt.replace("{function_string}", "")
+
+
+def strip_reasoning(content: str) -> str:
+    """An earlier assistant turn without its <think>...</think> block: reasoning models are trained on
+    histories without it, and echoing it back derails the next turn."""
+    return THINK_BLOCK.sub("", content, count=1)
 
 
 def prompt_ids(conv: dict, messages, encode) -> list[int]:

@@ -105,6 +105,7 @@ def context_window(hf: dict, model_type: str) -> int:
 
 
 def number(value, name: str = "rope_theta"):
-    """A config number as an int when it is whole (how MLC's configs spell rope_theta)."""
-    value = real({name: value}, name, 0.0)
-    return int(value) if value.is_integer() else value
+    """A positive config number in the source's own type: MLC copies rope_theta as it reads it, so
+    500000.0 stays a float and 10000 an int."""
+    checked = real({name: value}, name, 0.0)
+    return value if isinstance(value, int) else checked

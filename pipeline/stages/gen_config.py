@@ -18,7 +18,7 @@ from llmc.families.base import MAX_CONTEXT
 from llmc.sources import hf_config as hfconfig
 
 NAME = "gen_config"
-VERSION = "3"
+VERSION = "4"
 TOOLS = ("python", "llmc", "tokenizers", "gguf")
 SIZES = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
          "tensor_parallel_shards", "max_batch_size")
@@ -76,6 +76,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         "bos_token_id": _pick("bos_token_id", 1, gen, hf),
         "eos_token_id": _pick("eos_token_id", 2, gen, hf),
         "model_task": "chat",
+        "embedding_metadata": None,
     }
     (out_dir / "mlc-chat-config.json").write_text(json.dumps(chat_config, indent=2) + "\n")
     if warnings:

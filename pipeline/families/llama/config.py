@@ -38,6 +38,8 @@ def normalize(hf: dict, model_type: str = "llama") -> dict:
         "pipeline_parallel_stages": 1,
         "max_batch_size": 1,
     }
+    if model_type == "llama":
+        cfg["disaggregation"] = False  # MLC's LlamaConfig field (prefill/decode on separate engines)
     if model_type == "mistral":
         window = integer(hf, "sliding_window", default=0, low=0, high=MAX_CONTEXT)
         cfg["sliding_window_size"] = window or -1
