@@ -71,9 +71,9 @@ def test_index_has_mlc_fields_and_both_names(tiny_llama, shared_store, tmp_path)
     ("q4f16_0", 4, 32, np.float16, "KN"),
     ("q3f16_0", 3, 40, np.float16, "KN"),
 ])
-def test_group_quantization_round_trips_within_half_a_step(tiny_llama, shared_store, tmp_path, quant, bits,
-                                                           group, dtype, layout):
-    convert(tiny_llama, quant, tmp_path / "out", shared_store)
+def test_mlc_mode_round_trips_within_half_a_step(tiny_llama, shared_store, tmp_path, quant, bits,
+                                                 group, dtype, layout):
+    convert(tiny_llama, quant, tmp_path / "out", shared_store, mode="mlc")
     params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
     float_names = ["model.embed_tokens.weight", "lm_head.weight",
                    "model.layers.1.self_attn.qkv_proj.weight", "model.layers.0.mlp.down_proj.weight",
@@ -93,6 +93,31 @@ def test_group_quantization_round_trips_within_half_a_step(tiny_llama, shared_st
     # Norms stay float in the model dtype.
     norm = params["model.layers.0.input_layernorm.weight"]
     assert norm.dtype == dtype and np.array_equal(norm, state["model.layers.0.input_layernorm.weight"].astype(dtype))
+
+
+@pytest.mark.parametrize("quant,bits,group,layout", [("q4f16_1", 4, 32, "NK"), ("q3f16_1", 3, 40, "NK"),
+                                                     ("q4f16_0", 4, 32, "KN")])
+def test_searched_codes_read_back_closer_than_mlcs(tiny_llama, shared_store, tmp_path, quant, bits, group, layout):
+    """The default codes, read by a dequantizer written from the format alone, are nearer the weights than
+    MLC's rule for every tensor; they use the format's top code, and negative scales where it helps."""
+    convert(tiny_llama, quant, tmp_path / "search", shared_store)
+    convert(tiny_llama, quant, tmp_path / "mlc", shared_store, mode="mlc")
+    ours, theirs, state = read_params(tmp_path / "search"), read_params(tmp_path / "mlc"), hf_state(tiny_llama)
+    top_code_used = negative_scale = False
+    for name in ["model.embed_tokens.weight", "lm_head.weight", "model.layers.1.self_attn.qkv_proj.weight",
+                 "model.layers.0.mlp.down_proj.weight", "model.layers.0.mlp.gate_up_proj.weight"]:
+        base, lay = name[: -len(".weight")], "NK" if "embed_tokens" in name else layout
+        w = fused(state, name).astype(np.float16).astype(np.float64)
+        errors = {}
+        for label, params in (("search", ours), ("mlc", theirs)):
+            q, scale = params[base + ".q_weight"], params[base + ".q_scale"]
+            errors[label] = np.square(dequantize_group(q, scale, bits, group, w.shape[1], lay) - w).sum()
+        assert errors["search"] < errors["mlc"], name
+        q = ours[base + ".q_weight"].astype(np.int64)
+        top_code_used |= any(((q >> (j * bits)) & ((1 << bits) - 1) == (1 << bits) - 1).any()
+                             for j in range(32 // bits))
+        negative_scale |= bool((ours[base + ".q_scale"] < 0).any())
+    assert top_code_used and negative_scale
 
 
 def test_int3_layout_uses_ten_values_per_word(tiny_llama, shared_store, tmp_path):
@@ -131,8 +156,8 @@ def reference_quantize(w: np.ndarray, bits: int, group: int, dtype) -> tuple[np.
 @pytest.mark.parametrize("quant,bits,group,dtype", [("q4f16_1", 4, 32, np.float16),
                                                     ("q3f16_1", 3, 40, np.float16),
                                                     ("q4f32_1", 4, 32, np.float32)])
-def test_bits_equal_an_elementwise_reference(tiny_llama, shared_store, tmp_path, quant, bits, group, dtype):
-    convert(tiny_llama, quant, tmp_path / "out", shared_store)
+def test_mlc_mode_bits_equal_an_elementwise_reference(tiny_llama, shared_store, tmp_path, quant, bits, group, dtype):
+    convert(tiny_llama, quant, tmp_path / "out", shared_store, mode="mlc")
     params, state = read_params(tmp_path / "out"), hf_state(tiny_llama)
     w = state["model.layers.0.self_attn.o_proj.weight"][:8]
     words, scales = reference_quantize(w, bits, group, dtype)

@@ -23,6 +23,12 @@ def command(
     source: Annotated[Optional[str], typer.Option("--source", help="Weights folder or file.")] = None,
     source_format: Annotated[str, typer.Option("--source-format", help="auto, huggingface-safetensor, "
                                                "huggingface-torch, gguf, awq.")] = "auto",
+    quantization_mode: Annotated[str, typer.Option(
+        "--quantization-mode", help="search (default): each group's scale and codes chosen for the least "
+        "error, in MLC's format; mlc: MLC's own rule, byte-identical to mlc_llm convert_weight.")] = "search",
+    calibration_text: Annotated[Optional[str], typer.Option(
+        "--calibration-text", help="A text file the model is run on (in transformers) to weigh each input "
+        "channel's error by its activations, as llama.cpp's imatrix does.")] = None,
     store: StoreOpt = None,
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
@@ -35,5 +41,6 @@ def command(
     with terminal():
         result = convert_weight(config, quantization, Path(output),
                                 open_store(ctx, store, remote, remote_read_only), started=session(ctx).started,
-                                model_type=model_type, source=source, source_format=source_format)
+                                model_type=model_type, source=source, source_format=source_format,
+                                mode=quantization_mode, calibration_text=calibration_text)
     result.report()

@@ -57,7 +57,4 @@ def generate_config(config: str, quant: str, conv_template: str, output: Path, s
 
 
 def _warnings(store, manifest: str) -> list[str]:
-    for entry in store.get_manifest(manifest):
-        if entry.path == gen_config.WARNINGS_FILE:
-            return store.read_blob(entry.digest).decode().splitlines()
-    return []
+    return (outputs.artifact_text(store, manifest, gen_config.WARNINGS_FILE) or "").splitlines()

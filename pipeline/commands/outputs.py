@@ -103,6 +103,14 @@ def _link_tree(src: Path, dest: Path, skip) -> None:
             shutil.copy2(path, dest / rel)
 
 
+def artifact_text(store, manifest: str, name: str) -> str | None:
+    """One file of a stored artifact, as text (None when the artifact has no such file)."""
+    for entry in store.get_manifest(manifest):
+        if entry.path == name:
+            return store.read_blob(entry.digest).decode()
+    return None
+
+
 def install_dir(store, manifest: str, out: Path, last: tuple[str, ...] = (), owned: tuple[str, ...] = (),
                 exclude: tuple[str, ...] = ()) -> None:
     """Materialize manifest into folder out. owned: globs of this command's files (stale ones are removed);

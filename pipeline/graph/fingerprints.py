@@ -127,6 +127,7 @@ TOOLS = {
     "gguf": lambda: _dist_version("gguf"),
     "tokenizers": lambda: _dist_version("tokenizers"),
     "torch": lambda: _dist_version("torch"),
+    "transformers": lambda: _dist_version("transformers"),
     "llmc-compiler": compiler_source,
 }
 

@@ -1,7 +1,8 @@
 """Quantization schemes: MLC's names, one module per scheme kind (none, group, awq) behind one interface.
 
 A kind module has KIND, is_quantized(param, scheme), tensors(param, scheme) (what convert_weight stores
-and the library takes) and convert(param, reader, scheme) (the stored arrays, from the source).
+and the library takes) and convert(param, reader, scheme, choice) (the stored arrays, from the source;
+choice says how codes are picked and collects their error).
 The bit layouts are in llmc.quant.layout.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from llmc.errors import UserError
 from llmc.families.base import Param
 from llmc.quant import awq, group, none
-from llmc.quant.base import Tensor
+from llmc.quant.base import Choice, Tensor
 from llmc.quant.layout import AWQ_ORDER, Scheme
 
 KINDS: dict[str, ModuleType] = {m.KIND: m for m in (none, group, awq)}
@@ -54,14 +55,14 @@ def spec(params: list[Param], s: Scheme) -> list[Tensor]:
     return [t for p in params for t in tensors(p, s)]
 
 
-def convert(p: Param, reader, s: Scheme) -> list[tuple[Tensor, np.ndarray]]:
+def convert(p: Param, reader, s: Scheme, choice: Choice | None = None) -> list[tuple[Tensor, np.ndarray]]:
     """The stored tensors of one parameter, read from a source reader."""
-    return kind(s).convert(p, reader, s)
+    return kind(s).convert(p, reader, s, choice if choice is not None else Choice())
 
 
 def param_count(params: list[Param]) -> int:
     return sum(int(np.prod(p.shape)) for p in params)
 
 
-__all__ = ["ALIASES", "AWQ_ORDER", "KINDS", "SCHEMES", "Scheme", "Tensor", "convert", "is_quantized", "kind",
+__all__ = ["ALIASES", "AWQ_ORDER", "Choice", "KINDS", "SCHEMES", "Scheme", "Tensor", "convert", "is_quantized", "kind",
            "param_count", "scheme", "spec", "tensors"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from llmc.errors import UserError
 from llmc.families.base import Param
-from llmc.quant.base import Tensor, as_stored, float_tensor, read_float, stem
+from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float, stem
 from llmc.quant.layout import Scheme
 
 KIND = "awq"
@@ -31,8 +31,9 @@ def tensors(p: Param, s: Scheme) -> list[Tensor]:
             Tensor(f"{b}.scales", (k // s.group_size, n), s.model_dtype, p.name, "scales")]
 
 
-def convert(p: Param, reader, s: Scheme) -> list[tuple[Tensor, np.ndarray]]:
-    """AutoAWQ tensors, fused along the output axis; int32 words are kept bit for bit as uint32."""
+def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, np.ndarray]]:
+    """AutoAWQ tensors, fused along the output axis; int32 words are kept bit for bit as uint32 (nothing
+    to choose: the checkpoint's codes are kept)."""
     outs = tensors(p, s)
     if not is_quantized(p, s):
         return as_stored(outs[0], read_float(reader, p))

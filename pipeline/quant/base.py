@@ -1,11 +1,24 @@
 """What every scheme kind module shares: the stored tensor record and reading a float parameter."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from llmc.families.base import Param
+
+
+@dataclass
+class Choice:
+    """How a scheme that has a choice picks its codes, and what it measured doing so.
+
+    mode: "search" (least squared error) or "mlc" (MLC's rule, byte-identical to MLC's convert_weight);
+    importance: param name -> [K] weights of each input position's error (from calibration);
+    errors: param name -> (sum of squared error, sum of squared weight), filled in by convert.
+    """
+    mode: str = "search"
+    importance: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

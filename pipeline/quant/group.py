@@ -1,14 +1,19 @@
-"""Group quantization (q3f16_*, q4f16_*, q4f32_1) with MLC's numerics, in vectorized numpy.
+"""Group quantization (q3f16_*, q4f16_*, q4f32_1), in vectorized numpy.
 
-The order of casts and roundings follows MLC's TIR exactly (cast to the model dtype first; every
-operation rounded in that dtype). The bit layout is llmc.quant.layout's.
+Two ways to choose the codes, one format (llmc.quant.layout's): "search" (the default) picks each
+group's scale and codes for the least squared error (llmc.quant.search); "mlc" is MLC's rule,
+byte-identical to MLC's convert_weight: the order of casts and roundings follows MLC's TIR exactly
+(cast to the model dtype first; every operation rounded in that dtype).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from llmc.families.base import Param
-from llmc.quant.base import Tensor, as_stored, float_tensor, read_float, stem
+from llmc.quant import search
+from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float, stem
 from llmc.quant.layout import Scheme
 
 KIND = "group"
@@ -31,12 +36,15 @@ def tensors(p: Param, s: Scheme) -> list[Tensor]:
             Tensor(f"{b}.q_scale", (n, groups), s.model_dtype, p.name, "q_scale")]
 
 
-def convert(p: Param, reader, s: Scheme) -> list[tuple[Tensor, np.ndarray]]:
+MODES = ("search", "mlc")
+
+
+def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, np.ndarray]]:
     outs = tensors(p, s)
     w = read_float(reader, p)
     if not is_quantized(p, s):
         return as_stored(outs[0], w)
-    q, scale = group_quantize(w, s)
+    q, scale, choice.errors[p.name] = group_quantize(w, s, choice.mode, choice.importance.get(p.name))
     if outs[0].shape != q.shape:  # KN layout
         q, scale = np.ascontiguousarray(q.T), np.ascontiguousarray(scale.T)
     return [(outs[0], q), (outs[1], scale)]
@@ -45,15 +53,44 @@ def convert(p: Param, reader, s: Scheme) -> list[tuple[Tensor, np.ndarray]]:
 _ROWS_PER_CHUNK_ELEMS = 1 << 22
 
 
-def group_quantize(w: np.ndarray, s: Scheme) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] float -> (q_weight [N, words] uint32, q_scale [N, groups]) in NK layout."""
+def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """[N, K] float -> (q_weight [N, words] uint32, q_scale [N, groups]) in NK layout, and the sums of
+    squared reconstruction error and of squared weights (in the model dtype's values)."""
+    if mode not in MODES:
+        raise ValueError(f"quantization mode {mode!r}: expected one of {MODES}")
     n, k = w.shape
     q = np.empty((n, s.words(k)), np.uint32)
     scale = np.empty((n, s.groups(k)), s.model_dtype)
     rows = max(1, _ROWS_PER_CHUNK_ELEMS // max(k, 1))
+    if mode == "mlc":
+        quantize_rows = _quantize_rows
+    else:
+        weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
+        quantize_rows = functools.partial(search.search_groups, importance=weights)
+    err = ref = 0.0
     for r in range(0, n, rows):
-        q[r:r + rows], scale[r:r + rows] = _quantize_rows(w[r:r + rows], s)
-    return q, scale
+        grouped = _grouped(w[r:r + rows], s)
+        codes, scale[r:r + rows] = quantize_rows(grouped, s)
+        diff = (codes * scale[r:r + rows].astype(np.float32)[:, :, None] - grouped).ravel()
+        err += float(np.dot(diff, diff))
+        ref += float(np.dot(grouped.ravel(), grouped.ravel()))
+        codes += np.float32(s.max_int)
+        vals = codes.reshape(codes.shape[0], -1).astype(np.uint32)
+        vals[:, k:] = 0
+        q[r:r + rows] = pack(vals, s)
+    return q, scale, (err, ref)
+
+
+def _grouped(w: np.ndarray, s: Scheme) -> np.ndarray:
+    """[n, K] -> [n, groups, group_size] float32 in the model dtype's values, K zero-padded."""
+    n, k = w.shape
+    g, gs = s.groups(k), s.group_size
+    dt = np.dtype(s.model_dtype)
+    padded = np.zeros((n, g * gs), np.float32)
+    src = np.asarray(w)
+    padded[:, :k] = src.astype(dt) if src.dtype != dt else src  # cast to the model dtype first, as MLC
+    return padded.reshape(n, g, gs)
 
 
 def _round_f16(a: np.ndarray) -> np.ndarray:
@@ -65,17 +102,12 @@ def _round_f16(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _quantize_rows(w: np.ndarray, s: Scheme) -> tuple[np.ndarray, np.ndarray]:
+def _quantize_rows(grouped: np.ndarray, s: Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """MLC's rule: grouped [n, g, gs] -> (signed codes in [-max_int, max_int], scale [n, g])."""
     dt = np.dtype(s.model_dtype)
     half = dt == np.float16
-    n, k = w.shape
-    g, gs = s.groups(k), s.group_size
     # float16 arithmetic done in float32, rounded to float16 after every operation: a float32
     # result rounded to float16 is the correctly rounded float16 result for + - * /.
-    padded = np.zeros((n, g * gs), np.float32)
-    src = np.asarray(w)
-    padded[:, :k] = src.astype(dt) if src.dtype != dt else src  # cast to the model dtype first, as MLC
-    grouped = padded.reshape(n, g, gs)
     max_int = np.float32(s.max_int)
     scale = (np.abs(grouped).max(axis=2) / max_int).astype(dt)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -89,9 +121,8 @@ def _quantize_rows(w: np.ndarray, s: Scheme) -> tuple[np.ndarray, np.ndarray]:
         _round_f16(x)
     np.round(x, out=x)
     np.clip(x, 0, 2 * max_int, out=x)
-    vals = x.reshape(n, g * gs).astype(np.uint32)
-    vals[:, k:] = 0
-    return pack(vals, s), scale
+    x -= max_int
+    return x, scale
 
 
 def pack(vals: np.ndarray, s: Scheme) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmc.families.base import Param
-from llmc.quant.base import Tensor, as_stored, float_tensor, read_float
+from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float
 from llmc.quant.layout import Scheme
 
 KIND = "none"
@@ -18,5 +18,5 @@ def tensors(p: Param, s: Scheme) -> list[Tensor]:
     return [float_tensor(p, s.model_dtype)]
 
 
-def convert(p: Param, reader, s: Scheme) -> list[tuple[Tensor, np.ndarray]]:
+def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, np.ndarray]]:
     return as_stored(tensors(p, s)[0], read_float(reader, p))

@@ -16,10 +16,17 @@ from llmc.graph import progress
 from llmc.sources import open_reader
 
 NAME = "quantize"
-VERSION = "2"
+VERSION = "3"
 EPHEMERAL = True
 TOOLS = ("python", "llmc", "numpy", "gguf", "safetensors", "torch")
-DEFAULTS = {"quantization": "q0f32"}
+DEFAULTS = {"quantization": "q0f32", "mode": "search"}
+
+
+def _importance(folder: Path | None) -> dict:
+    if folder is None:
+        return {}
+    with np.load(folder / "importance.npz") as saved:
+        return {name: saved[name] for name in saved.files}
 
 
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
@@ -30,9 +37,10 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
                          gguf_plan=(model["model_type"], model["model_config"]))
     (out_dir / "tensors").mkdir()
     records = []
+    choice = quantization.Choice(options["mode"], _importance(inputs.get("calibration")))
     with progress.task(f"quantize {s.name}", total=len(params)) as bar:
         for p in params:
-            outs = quantization.convert(p, reader, s)
+            outs = quantization.convert(p, reader, s, choice)
             for t, arr in outs:
                 if tuple(arr.shape) != t.shape or arr.dtype != np.dtype(t.dtype):
                     raise AssertionError(f"{t.name}: made {arr.shape} {arr.dtype}, spec says {t.shape} {t.dtype}")
@@ -43,5 +51,8 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
             del outs
             bar.advance()
     # the elements of the model's parameters (MLC's loader.stats.total_param_num), for BitsPerParam
-    meta = {"source_elements": quantization.param_count(params), "quantization": s.name}
+    meta = {"source_elements": quantization.param_count(params), "quantization": s.name,
+            "mode": options["mode"], "calibrated": "calibration" in inputs,
+            "relative_rms_error": {name: (err / ref) ** 0.5 if ref else 0.0
+                                   for name, (err, ref) in choice.errors.items()}}
     (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records}, indent=1))

@@ -14,11 +14,14 @@ from pathlib import Path
 from llmc.graph import progress
 
 NAME = "shard"
-VERSION = "2"
+VERSION = "3"
 TOOLS = ("python", "llmc")
 EPHEMERAL = False
 DEFAULTS = {"max_shard_bytes": 32 << 20}
 INDEX_NAMES = ("tensor-cache.json", "ndarray-cache.json")
+# How the quantized codes were chosen and each tensor's relative RMS error: kept with the artifact
+# (so a cached run reports it too), not installed into the user's folder.
+REPORT_FILE = "quantization-report.json"
 
 
 def plan(sizes: list[int], cap: int) -> list[list[int]]:
@@ -96,3 +99,8 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     text = json.dumps(index, indent=2)
     for index_name in INDEX_NAMES:
         (out_dir / index_name).write_text(text)
+    meta = listing["metadata"]
+    report = {key: meta[key] for key in ("quantization", "mode", "calibrated") if key in meta}
+    report["bits_per_weight"] = index["metadata"]["BitsPerParam"]
+    report["relative_rms_error"] = meta.get("relative_rms_error", {})
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
