@@ -8,6 +8,7 @@ With model_lib=None the library is compiled just in time through llmc's store.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -38,6 +39,8 @@ class Request:
     stop_ids: set[int]
     seed: int | None
     logprobs: int | None          # top-k alternatives to report, None for no logprobs
+    # echo with logprobs: each prompt token's (logprob, top-k) given the tokens before it, filled by prefill
+    prompt_scores: list | None = None
 
 
 @dataclass
@@ -157,7 +160,7 @@ class MLCEngine:
         return params
 
     def request(self, prompt: list[int], *, n, max_tokens, stop, seed, logprobs, params,
-                prompt_param: str) -> Request:
+                prompt_param: str, score_prompt: bool = False) -> Request:
         if not isinstance(n, int) or not 1 <= n <= self.max_sequences:
             raise p.BadRequestError("n", f"must be an integer in [1, {self.max_sequences}], not {n!r}")
         if not prompt:
@@ -173,8 +176,9 @@ class MLCEngine:
                                                   f"({self.max_sequence_tokens} tokens a sequence)")
         if max_tokens is None:
             max_tokens = room
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise p.BadRequestError("max_tokens", f"must be a positive integer, not {max_tokens!r}")
+        least = 0 if score_prompt else 1  # echo may ask for the prompt's logprobs and nothing more
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < least:
+            raise p.BadRequestError("max_tokens", f"must be an integer of at least {least}, not {max_tokens!r}")
         if isinstance(stop, str):
             stop = [stop]
         if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop)):
@@ -185,7 +189,8 @@ class MLCEngine:
         eos = self.config.get("eos_token_id")
         stop_ids = set(self.conv.get("stop_token_ids") or [])
         stop_ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        return Request(list(prompt), n, params, min(max_tokens, room), stops, stop_ids, seed, logprobs)
+        return Request(list(prompt), n, params, min(max_tokens, room), stops, stop_ids, seed, logprobs,
+                       [] if score_prompt else None)
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, req: Request) -> Iterator[Event]:
@@ -200,12 +205,19 @@ class MLCEngine:
             with self._lock:
                 self.lib.add_sequence(self._kv, seq_ids[0])
                 t0 = time.perf_counter()
-                logits = self.lib.prefill(self._kv, seq_ids[0], req.prompt)
+                if req.prompt_scores is None:
+                    logits = self.lib.prefill(self._kv, seq_ids[0], req.prompt)
+                else:
+                    logits = self.lib.prefill_every_position(self._kv, seq_ids[0], req.prompt,
+                                                             lambda start, rows: self._score(req, start, rows))
                 self._record("prefill", len(req.prompt), time.perf_counter() - t0)
                 for child in seq_ids[1:]:
                     self.lib.fork_sequence(self._kv, seq_ids[0], child)
             for c in choices:
                 c.logits = logits
+                if req.max_tokens == 0:
+                    c.finish_reason = "length"
+                    yield Event(c.index, finish_reason="length")
             while True:
                 active = [c for c in choices if c.finish_reason is None]
                 if not active:
@@ -229,6 +241,19 @@ class MLCEngine:
                     except Exception:  # noqa: BLE001 - never added (prefill failed): nothing to free
                         pass
                     self._free.append(s)
+
+    def _score(self, req: Request, start: int, rows: np.ndarray) -> None:
+        """Prompt tokens' logprobs from the logits after each position (the first token has none)."""
+        if start == 0:
+            req.prompt_scores.append((None, []))
+        for i, row in enumerate(rows):
+            position = start + i + 1
+            if position >= len(req.prompt):
+                break
+            row = row[: self.active_vocab]
+            lp = log_softmax(row)
+            top = [(int(t), float(lp[t])) for t in np.argsort(-lp, kind="stable")[: req.logprobs or 0]]
+            req.prompt_scores.append((float(lp[req.prompt[position]]), top))
 
     def _record(self, phase: str, tokens: int, seconds: float) -> None:
         self.stats[f"{phase}_tokens"] += tokens
@@ -366,9 +391,11 @@ class _Completions:
     def create(self, prompt, stream: bool = False, max_tokens: int | None = 16, temperature=None, top_p=None,
                seed: int | None = None, stop=None, n: int = 1, logprobs: int | None = None,
                frequency_penalty=None, presence_penalty=None, repetition_penalty=None, model: str | None = None,
-               **unsupported):
+               echo: bool = False, **unsupported):
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
+        if not isinstance(echo, bool):
+            raise p.BadRequestError("echo", f"must be true or false, not {echo!r}")
         e = self.engine
         if isinstance(prompt, str):
             ids = e.tokenizer.encode(prompt)
@@ -382,15 +409,22 @@ class _Completions:
         if logprobs is not None and (not isinstance(logprobs, int) or not 0 <= logprobs <= 5):
             raise p.BadRequestError("logprobs", "must be an integer in [0, 5]")
         params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
+        scoring = echo and logprobs is not None and not stream
         req = e.request(ids, n=n, max_tokens=max_tokens, stop=stop, seed=seed, logprobs=logprobs, params=params,
-                        prompt_param="prompt")
+                        prompt_param="prompt", score_prompt=scoring)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        prompt_text = e.tokenizer.decode(ids) if echo else ""
         if stream:
-            return self._stream(req, rid, created)
-        texts, reasons = [""] * n, [None] * n
+            return self._stream(req, rid, created, prompt_text)
+        texts, reasons = [prompt_text] * n, [None] * n
         lps = [p.Logprobs() for _ in range(n)]
         completion_tokens = 0
-        for ev in e.generate(req):
+        events = e.generate(req)
+        first = next(events, None)  # the prompt is scored by then (prefill runs before the first event)
+        if scoring:
+            for lp in lps:
+                self._add_prompt_logprobs(lp, ids, req.prompt_scores)
+        for ev in itertools.chain([first] if first is not None else [], events):
             if ev.finish_reason:
                 reasons[ev.index] = ev.finish_reason
                 continue
@@ -410,7 +444,21 @@ class _Completions:
         lp.top_logprobs.append({tok(t): v for t, v in ev.top})
         lp.text_offset.append(offset)
 
-    def _stream(self, req: Request, rid: str, created: int) -> Iterator[p.Completion]:
+    def _add_prompt_logprobs(self, lp: p.Logprobs, ids: list[int], scores: list) -> None:
+        """echo: the prompt's tokens lead the logprobs, as OpenAI's legacy API and vLLM give them."""
+        tok = self.engine.tokenizer.token_text
+        offset = 0
+        for token, (logprob, top) in zip(ids, scores):
+            lp.tokens.append(tok(token))
+            lp.token_logprobs.append(logprob)
+            lp.top_logprobs.append({tok(t): v for t, v in top} if logprob is not None else None)
+            lp.text_offset.append(offset)
+            offset += len(tok(token))
+
+    def _stream(self, req: Request, rid: str, created: int, prompt_text: str = "") -> Iterator[p.Completion]:
+        if prompt_text:
+            for i in range(req.n):
+                yield p.Completion(rid, [p.CompletionChoice(i, prompt_text, None)], created, self.engine.model)
         for ev in self.engine.generate(req):
             yield p.Completion(rid, [p.CompletionChoice(ev.index, ev.text, ev.finish_reason)], created,
                                self.engine.model)

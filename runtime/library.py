@@ -34,7 +34,7 @@ class ModelLibrary:
             "kv_state_add_sequence", "kv_state_remove_sequence", "kv_state_begin_forward",
             "kv_state_end_forward", "kv_state_fork_sequence", "kv_state_popn")}
         self._fn = {name: self.vm[name] for name in ("embed", "prefill", "decode", "batch_prefill",
-                                                     "batch_decode", "create_tir_paged_kv_cache")}
+                                                     "batch_decode", "batch_verify", "create_tir_paged_kv_cache")}
 
     def create_kv_cache(self, max_sequences: int, max_total_tokens: int):
         s = self.tvm.runtime.ShapeTuple
@@ -68,6 +68,22 @@ class ModelLibrary:
             self._builtins["kv_state_end_forward"](kv)
             logits = out[0]
         return logits.numpy().reshape(-1)
+
+    def prefill_every_position(self, kv, seq_id: int, tokens: list[int], on_chunk) -> np.ndarray:
+        """prefill, with the logits after every token: on_chunk(start, logits [chunk, V]) for each
+        prefill chunk (MLC's batch_verify, which keeps every position's logits); returns the last row."""
+        s = self.tvm.runtime.ShapeTuple
+        last = None
+        for start in range(0, len(tokens), self.prefill_chunk):
+            chunk = tokens[start:start + self.prefill_chunk]
+            emb = self._embed(chunk)
+            self._builtins["kv_state_begin_forward"](kv, s([seq_id]), s([len(chunk)]))
+            out = self._fn["batch_verify"](emb._create_view((1, len(chunk), emb.shape[-1])), kv, self.params)
+            self._builtins["kv_state_end_forward"](kv)
+            logits = out[0].numpy().reshape(len(chunk), -1)
+            on_chunk(start, logits)
+            last = logits[-1]
+        return last
 
     def decode(self, kv, seq_ids: list[int], tokens: list[int]) -> np.ndarray:
         """One token for each of several sequences; logits [len(seq_ids), V]."""

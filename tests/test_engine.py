@@ -58,6 +58,40 @@ def test_completions_logprobs_shape(engine, hf):
     assert r.choices[0].text == engine.tokenizer.decode(want)
 
 
+def test_echo_scores_the_prompt_as_transformers_does(engine, hf, monkeypatch):
+    """echo + logprobs (OpenAI's legacy API, vLLM): the prompt's tokens lead, each with its logprob given
+    the tokens before it; max_tokens=0 scores the prompt alone. Chunked prefill must not change them."""
+    import torch
+
+    with torch.no_grad():
+        ref = torch.log_softmax(hf(torch.tensor([PROMPT])).logits[0].double(), -1).numpy()
+    monkeypatch.setattr(engine.lib, "prefill_chunk", 5)  # three chunks of the 12-token prompt
+    r = engine.completions.create(prompt=PROMPT, max_tokens=0, echo=True, logprobs=3)
+    lp = r.choices[0].logprobs
+    assert r.choices[0].text == engine.tokenizer.decode(PROMPT) and r.choices[0].finish_reason == "length"
+    assert lp.tokens == [engine.tokenizer.token_text(t) for t in PROMPT]
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    want = [ref[i - 1][PROMPT[i]] for i in range(1, len(PROMPT))]
+    assert np.allclose(lp.token_logprobs[1:], want, atol=1e-4)
+    best = np.argsort(-ref[3], kind="stable")[:3]
+    assert list(lp.top_logprobs[4].values()) == pytest.approx(list(ref[3][best]), abs=1e-4)
+    # with generation after the echo: prompt entries, then the generated ones
+    r = engine.completions.create(prompt=PROMPT, max_tokens=4, echo=True, logprobs=1, temperature=0)
+    lp = r.choices[0].logprobs
+    assert len(lp.token_logprobs) == len(PROMPT) + 4 and r.choices[0].text.startswith(engine.tokenizer.decode(PROMPT))
+    assert np.allclose(lp.token_logprobs[1:len(PROMPT)], want, atol=1e-4)
+
+
+def test_echo_without_logprobs_prepends_the_prompt(engine):
+    r = engine.completions.create(prompt=PROMPT, max_tokens=3, echo=True, temperature=0)
+    plain = engine.completions.create(prompt=PROMPT, max_tokens=3, temperature=0)
+    assert r.choices[0].text == engine.tokenizer.decode(PROMPT) + plain.choices[0].text
+    with pytest.raises(BadRequestError, match="max_tokens"):
+        engine.completions.create(prompt=PROMPT, max_tokens=0)
+    with pytest.raises(BadRequestError, match="echo"):
+        engine.completions.create(prompt=PROMPT, echo="yes")
+
+
 def test_stream_concatenates_to_the_full_text(engine):
     kwargs = dict(messages=[{"role": "user", "content": "Hello world"}], max_tokens=20, temperature=0)
     full = engine.chat.completions.create(**kwargs).choices[0].message.content
