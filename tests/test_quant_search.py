@@ -1,5 +1,4 @@
 """The default group quantizer: never worse than MLC's rule, deterministic, and MLC's rule kept byte for byte."""
-import hashlib
 import os
 import subprocess
 import sys
@@ -65,7 +64,10 @@ def test_importance_moves_the_error_to_where_it_matters():
     plain = dequantize_group(*group.group_quantize(w, s)[:2], 4, 32, w.shape[1])
     weighted = dequantize_group(*group.group_quantize(w, s, importance=importance)[:2], 4, 32, w.shape[1])
     ref = w.astype(np.float16).astype(np.float64)
-    loss = lambda deq: float((np.square(deq - ref) * importance).sum())  # noqa: E731
+
+    def loss(deq):
+        return float((np.square(deq - ref) * importance).sum())
+
     assert loss(weighted) < loss(plain)
 
 

@@ -86,6 +86,6 @@ def quality_lines(store, manifest: str) -> list[str]:
         return []
     worst = max(errors, key=errors.get)
     how = report.get("mode", "search") + (", calibrated" if report.get("calibrated") else "")
-    return [f"quantized {len(errors)} tensors ({how}), {report['bits_per_weight']:.2f} bits per weight: "
-            f"relative RMS error mean {sum(errors.values()) / len(errors):.4f}, "
-            f"worst {errors[worst]:.4f} ({worst})"]
+    mean = sum(errors.values()) / len(errors)
+    return [(f"quantized {len(errors)} tensors ({how}), {report['bits_per_weight']:.2f} bits per weight: "
+             f"relative RMS error mean {mean:.4f}, worst {errors[worst]:.4f} ({worst})")]
