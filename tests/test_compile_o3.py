@@ -13,7 +13,7 @@ def cosine(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-@pytest.fixture(scope="module", params=["q4f32_1", "q4f16_1"])
+@pytest.fixture(scope="module", params=["q4f32_1", "q4f16_1h8"])  # h8: the 8-bit head stays exact
 def o2_and_o3(request, tiny_llama, session_store, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"o3-{request.param}") / "out"
     build(tiny_llama, request.param, out, session_store, lib_name="lib-O2.so")

@@ -16,7 +16,10 @@ SCHEMES = {  # bits, group, layout
     "q3f16_1": (3, 40, "NK"),
     "q4f16_0": (4, 32, "KN"),
     "q3f16_0": (3, 40, "KN"),
+    "q4f16_2": (4, 32, "NK"),     # embedding and lm_head stay float16 (read as plain weights)
+    "q3f16_1h8": (3, 40, "NK"),   # embedding and lm_head at 8 bits in groups of 32 (HEAD below)
 }
+HEAD = {"q3f16_1h8": (8, 32)}
 # CPU libraries compute in float32 whatever the weights' dtype, and (q - max_int) * scale is exact
 # there: against transformers on the dequantized weights only float32 rounding remains.
 TOLERANCE = 1e-4
@@ -35,7 +38,7 @@ def unfuse(name: str, w: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
     return {name: w}
 
 
-def dequantized_state(folder, bits, group, layout, cfg) -> dict[str, np.ndarray]:
+def dequantized_state(folder, bits, group, layout, cfg, head=None) -> dict[str, np.ndarray]:
     params = read_params(folder)
     state = {}
     for name, arr in params.items():
@@ -43,10 +46,11 @@ def dequantized_state(folder, bits, group, layout, cfg) -> dict[str, np.ndarray]
             continue
         if name.endswith(".q_weight"):
             base = name[: -len(".q_weight")]
-            lay = "NK" if "embed_tokens" in base else layout
-            k = cfg["hidden_size"] if "embed_tokens" in base or "lm_head" in base else None
-            k = k or _in_features(base, cfg)
-            w = dequantize_group(arr, params[base + ".q_scale"], bits, group, k, lay)
+            is_head = "embed_tokens" in base or "lm_head" in base
+            lay = "NK" if "embed_tokens" in base or (is_head and head) else layout
+            k = cfg["hidden_size"] if is_head else _in_features(base, cfg)
+            b, g = head if is_head and head else (bits, group)
+            w = dequantize_group(arr, params[base + ".q_scale"], b, g, k, lay)
             state.update(unfuse(base + ".weight", w.astype(np.float32), cfg))
         else:
             state.update(unfuse(name, arr.astype(np.float32), cfg))
@@ -83,7 +87,7 @@ def test_quantized_library_matches_dequantized_transformers(quant, tiny_llama, s
         state = {k: v.astype(np.float32) for k, v in read_params(folder).items()}
         state = {n: w for k, v in state.items() for n, w in unfuse(k, v, cfg).items()}
     else:
-        state = dequantized_state(folder, bits, group, layout, cfg)
+        state = dequantized_state(folder, bits, group, layout, cfg, HEAD.get(quant))
     greedy, ref = hf_greedy(hf_with(tiny_llama, state), PROMPT, STEPS)
     ours = run_teacher_forced(library(folder), PROMPT, greedy)
     errors = [rel_error(a, b) for a, b in zip(ours, ref)]

@@ -148,6 +148,8 @@ class FloatLinear(_Linear):
 def linear(in_features: int, out_features: int, s: Scheme, act: str, *, bias=False, final=False, out_dtype=None,
            bias_dtype=None) -> nn.Module:
     """The Linear layer a scheme stores for this weight (see quantization.is_quantized)."""
+    if final:
+        s = s.for_kind("final_fc")
     if s.kind == "group":
         return GroupQuantLinear(in_features, out_features, s, act, bias, out_dtype, bias_dtype)
     if s.kind == "awq" and not final:
@@ -159,6 +161,7 @@ class Embedding(nn.Module):
     """A token embedding that can also serve as the (tied) output head."""
 
     def __init__(self, vocab: int, dim: int, s: Scheme, act: str):
+        s = s.for_kind("embedding")
         self.vocab, self.dim, self.scheme, self.act = vocab, dim, s, act
         self.quantized = s.kind == "group"
         if self.quantized:

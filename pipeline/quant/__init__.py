@@ -18,6 +18,13 @@ from llmc.quant.base import Choice, Tensor
 from llmc.quant.layout import AWQ_ORDER, Scheme
 
 KINDS: dict[str, ModuleType] = {m.KIND: m for m in (none, group, awq)}
+FLOAT16_HEAD = Scheme("float16 embedding and output", "none", "float16")
+
+
+def _head8(dtype: str) -> Scheme:
+    return Scheme(f"8-bit embedding and output ({dtype} scales)", "group", dtype, 8, 32, "NK")
+
+
 SCHEMES = {s.name: s for s in (
     Scheme("q0f16", "none", "float16"),
     Scheme("q0f32", "none", "float32"),
@@ -27,6 +34,12 @@ SCHEMES = {s.name: s for s in (
     Scheme("q4f16_1", "group", "float16", 4, 32, "NK"),
     Scheme("q4f32_1", "group", "float32", 4, 32, "NK"),
     Scheme("q4f16_awq", "awq", "float16", 4, 128, "KN"),
+    # MLC's q4f16_2: the embedding and the output layer stay float16
+    Scheme("q4f16_2", "group", "float16", 4, 32, "NK", head=FLOAT16_HEAD),
+    # llmc's own: the embedding and the output layer at 8 bits (llama.cpp's mixes give them 6-8)
+    Scheme("q4f16_1h8", "group", "float16", 4, 32, "NK", head=_head8("float16")),
+    Scheme("q4f32_1h8", "group", "float32", 4, 32, "NK", head=_head8("float32")),
+    Scheme("q3f16_1h8", "group", "float16", 3, 40, "NK", head=_head8("float16")),
 )}
 ALIASES = {"q4f16_autoawq": "q4f16_awq"}
 
@@ -44,10 +57,12 @@ def kind(s: Scheme) -> ModuleType:
 
 
 def is_quantized(p: Param, s: Scheme) -> bool:
+    s = s.for_kind(p.kind)
     return kind(s).is_quantized(p, s)
 
 
 def tensors(p: Param, s: Scheme) -> list[Tensor]:
+    s = s.for_kind(p.kind)
     return kind(s).tensors(p, s)
 
 
@@ -57,6 +72,7 @@ def spec(params: list[Param], s: Scheme) -> list[Tensor]:
 
 def convert(p: Param, reader, s: Scheme, choice: Choice | None = None) -> list[tuple[Tensor, np.ndarray]]:
     """The stored tensors of one parameter, read from a source reader."""
+    s = s.for_kind(p.kind)
     return kind(s).convert(p, reader, s, choice if choice is not None else Choice())
 
 

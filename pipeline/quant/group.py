@@ -133,3 +133,15 @@ def pack(vals: np.ndarray, s: Scheme) -> np.ndarray:
     for element in range(s.per_word):
         words |= v[:, :, element] << np.uint32(s.shift(element))
     return words
+
+
+def dequantize(q_weight: np.ndarray, q_scale: np.ndarray, s: Scheme, k: int) -> np.ndarray:
+    """NK q_weight [N, words] and q_scale [N, groups] -> float32 [N, k]: (q - max_int) * scale, as
+    every runtime reads the format (for measuring quality; the libraries dequantize on their own)."""
+    n = q_weight.shape[0]
+    vals = np.empty((n, q_weight.shape[1] * s.per_word), np.float32)
+    for element in range(s.per_word):
+        vals[:, element::s.per_word] = (q_weight >> np.uint32(s.shift(element))) & np.uint32(s.mask)
+    vals -= np.float32(s.max_int)
+    grouped = vals.reshape(n, -1, s.group_size) * q_scale.astype(np.float32)[:, :, None]
+    return grouped.reshape(n, -1)[:, :k]

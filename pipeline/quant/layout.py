@@ -12,6 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# The most sensitive tensors of a small model (a tied embedding is also its output layer): schemes with
+# a `head` give them more bits, as llama.cpp's mixes give token_embd and output.
+HEAD_KINDS = ("embedding", "final_fc")
+
+
 @dataclass(frozen=True)
 class Scheme:
     name: str
@@ -20,6 +25,11 @@ class Scheme:
     bits: int = 0
     group_size: int = 0
     layout: str = "NK"        # linear weight layout of group schemes
+    head: Scheme | None = None  # another scheme for the embedding and the output layer (None: this one)
+
+    def for_kind(self, kind: str) -> Scheme:
+        """The scheme a parameter of this kind ("linear", "embedding", "final_fc", ...) is stored in."""
+        return self.head if self.head is not None and kind in HEAD_KINDS else self
 
     @property
     def per_word(self) -> int:
