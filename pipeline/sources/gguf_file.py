@@ -60,6 +60,8 @@ def hf_config(reader, path: Path) -> tuple[str, dict]:
     hf = architecture(model_type).gguf_config(meta, arch)
     hf["model_type"] = model_type
     hf["tie_word_embeddings"] = not any(t.name == "output.weight" for t in reader.tensors)
+    if any(t.name == "blk.0.attn_output.bias" for t in reader.tensors):
+        hf["attention_bias"] = True  # llama.cpp writes the biases a checkpoint has (qwen3's attention_bias)
     for key, name in (("bos_token_id", "tokenizer.ggml.bos_token_id"),
                       ("eos_token_id", "tokenizer.ggml.eos_token_id"),
                       ("pad_token_id", "tokenizer.ggml.padding_token_id")):
