@@ -26,11 +26,12 @@ TOLERANCE = 1e-4
 
 
 def unfuse(name: str, w: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
-    hd = cfg["head_dim"]
-    if name.endswith("qkv_proj.weight"):
-        q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
-        b = name[: -len("qkv_proj.weight")]
-        return {b + "q_proj.weight": w[:q], b + "k_proj.weight": w[q:q + kv], b + "v_proj.weight": w[q + kv:]}
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    for fused in ("qkv_proj.weight", "c_attn.weight", "c_attn.bias"):  # llama's and qwen's names
+        if name.endswith(fused):
+            q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
+            b, kind = name[: -len(fused)], fused.rsplit(".", 1)[1]
+            return {f"{b}q_proj.{kind}": w[:q], f"{b}k_proj.{kind}": w[q:q + kv], f"{b}v_proj.{kind}": w[q + kv:]}
     if name.endswith("gate_up_proj.weight"):
         b = name[: -len("gate_up_proj.weight")]
         half = w.shape[0] // 2
@@ -58,10 +59,10 @@ def dequantized_state(folder, bits, group, layout, cfg, head=None) -> dict[str, 
 
 
 def _in_features(base: str, cfg: dict) -> int:
-    if base.endswith("down_proj"):
+    if base.endswith(("down_proj", "dense_4h_to_h")):
         return cfg["intermediate_size"]
     if base.endswith("o_proj"):
-        return cfg["num_attention_heads"] * cfg["head_dim"]
+        return cfg["num_attention_heads"] * (cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
     return cfg["hidden_size"]
 
 
@@ -74,7 +75,8 @@ def hf_with(model_dir, state):
         del config.quantization_config  # the AWQ fixture: run its dequantized weights in float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
-    assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
+    tied = ("lm_head.weight",) if config.tie_word_embeddings else ()  # the embedding's own tensor
+    assert not unexpected and all("rotary" in m or m in tied for m in missing), (missing, unexpected)
     return model
 
 
@@ -93,6 +95,28 @@ def test_quantized_library_matches_dequantized_transformers(quant, tiny_llama, s
     errors = [rel_error(a, b) for a, b in zip(ours, ref)]
     assert max(errors) <= TOLERANCE, errors
     assert [int(np.argmax(a)) for a in ours] == [int(np.argmax(b)) for b in ref]
+
+
+@pytest.mark.parametrize("family,variant,quant", [
+    ("qwen", "qwen3-qknorm", "q4f16_1"), ("qwen", "qwen2-bias-tied", "q3f16_1"), ("qwen", "qwen3-bias", "q4f16_1"),
+    ("gpt_neox", "neox-parallel", "q4f16_1"),  # biases stored float16, added in float32
+])
+def test_other_families_quantized_match_dequantized_transformers(family, variant, quant, models_dir, session_store,
+                                                                 tmp_path_factory):
+    from llmc import families
+
+    tiny = families.tiny_module(getattr(families, family))
+    model_dir = tiny.make(models_dir / f"quantized-{variant}", **tiny.VARIANTS[variant])
+    bits, group, layout = SCHEMES[quant]
+    folder = build(model_dir, quant, tmp_path_factory.mktemp(variant) / "out", session_store)
+    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
+    state = dequantized_state(folder, bits, group, layout, cfg)
+    if "embed_out.weight" in state:  # gpt_neox's head as the checkpoint names it; transformers 5 says lm_head
+        state["lm_head.weight"] = state.pop("embed_out.weight")
+    greedy, ref = hf_greedy(hf_with(model_dir, state), PROMPT, STEPS)
+    ours = run_teacher_forced(library(folder), PROMPT, greedy)
+    errors = [rel_error(a, b) for a, b in zip(ours, ref)]
+    assert max(errors) <= TOLERANCE, errors
 
 
 def test_awq_library_matches_dequantized_transformers(tmp_path_factory, session_store):

@@ -66,7 +66,7 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
         return _rowwise(func)
     acc, weight = acc[0], weight[0]
     after = names[names.index(sch.get(acc).name_hint) + 1:]
-    epilogue = [b for n, b in blocks if n in after]
+    epilogue = _epilogue(sch, acc, [b for n, b in blocks if n in after])
     loops = sch.get_loops(acc)
     if len(loops) < 2:
         return None
@@ -78,6 +78,21 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     else:
         _matmul(sch, acc, weight, epilogue)
     return sch.mod["main"].with_attr("tirx.is_scheduled", True)
+
+
+def _epilogue(sch, acc, later: list) -> list:
+    """The blocks after acc that consume its result, directly or through each other. A later block
+    that does not (a float16 bias cast to float32 for the add) is inlined into its consumer: moved under
+    the output tile it would be computed for that tile only, and read by the others before written."""
+    produced = [region.source for region in sch.get(acc).writes]
+    epilogue = []
+    for block in later:
+        if any(region.source.same_as(buffer) for region in sch.get(block).reads for buffer in produced):
+            epilogue.append(block)
+            produced += [region.source for region in sch.get(block).writes]
+        else:
+            sch.compute_inline(block)
+    return epilogue
 
 
 def _rowwise(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
