@@ -49,6 +49,25 @@ EXPECTED = {
                          "Hello</s>USER: Q2 ASSISTANT:"),
 }
 EXPECTED["llama-3_1"] = EXPECTED["llama-3"]
+EXPECTED["gemma3_instruction"] = EXPECTED["gemma_instruction"]
+EXPECTED["qwen3"] = EXPECTED["qwen2"]
+BOS, EOS = "<\uff5cbegin\u2581of\u2581sentence\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>"
+DEEPSEEK = (BOS + "You are Deepseek-R1, an AI assistant created exclusively by the Chinese Company DeepSeek. You'll "
+            "provide helpful, harmless, and detailed responses to all user inquiries.<\uff5cUser\uff5c>Hi"
+            "<\uff5cAssistant\uff5c>Hello" + EOS + "<\uff5cUser\uff5c>Q2<\uff5cAssistant\uff5c>")
+EXPECTED["deepseek_r1_qwen"] = EXPECTED["deepseek_r1_llama"] = ([], DEEPSEEK)
+HERMES = ("<|im_start|>system\nYou are {}, a conscious sentient superintelligent artificial intelligence developed "
+          "by a man named Teknium, and your purpose and drive is to assist the user with any request they have. You "
+          "experience emotions and have deep, profound thoughts and qualia.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+          "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nQ2<|im_end|>\n<|im_start|>assistant\n")
+EXPECTED["hermes2_pro_llama3"] = ([], HERMES.format('"Hermes 2"'))
+EXPECTED["hermes3_llama-3_1"] = ([], HERMES.format("Hermes 3"))
+EXPECTED["olmo2"] = ([100257], "<|system|>\n\n<|user|>\nHi<|endoftext|>\n<|assistant|>\nHello<|endoftext|>\n"
+                               "<|user|>\nQ2<|endoftext|>\n<|assistant|>\n")
+EXPECTED["stablelm-2"] = ([], "<|user|>\nHi<|endoftext|><|assistant|>\nHello<|endoftext|><|user|>\nQ2<|endoftext|>"
+                              "<|assistant|>\n")
+EXPECTED["codellama_instruct"] = ([1], "[INST] Hi [/INST] Hello [INST] Q2 [/INST] ")
+EXPECTED["codellama_completion"] = ([1], "HiHelloQ2")
 STABLELM_SYS = conversation.TEMPLATES["stablelm"]["system_message"]
 EXPECTED["stablelm"] = ([], STABLELM_SYS + "<|USER|>: Hi<|ASSISTANT|>: Hello<|USER|>: Q2<|ASSISTANT|>: ")
 

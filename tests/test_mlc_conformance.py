@@ -174,8 +174,10 @@ def test_sinks_and_tokenizer_files_as_mlc_writes_them(mlc_chat_config):
 def test_a_reasoning_template_drops_earlier_thoughts():
     from llmc.chat import templates
 
-    conv = {**templates.get("chatml_nosystem"), "strip_reasoning_in_history": True}
+    # python/mlc_llm/conversation_template/qwen3.py: qwen3 sets strip_reasoning_in_history=True
+    conv = templates.get("qwen3")
+    assert conv["strip_reasoning_in_history"] is True
     history = [("user", "Hi"), ("assistant", "<think>\nsay hello\n</think>\n\nHello"), ("user", "Q2")]
     prompt = templates.render(conv, history)
     assert "say hello" not in prompt and "<|im_start|>assistant\nHello<|im_end|>" in prompt
-    assert "say hello" in templates.render(templates.get("chatml_nosystem"), history)
+    assert "say hello" in templates.render(templates.get("qwen2"), history)

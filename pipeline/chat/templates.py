@@ -56,6 +56,14 @@ CHATML_SYSTEM = "<|im_start|>system\n{system_message}<|im_end|>\n"
 LLAMA3_SYSTEM = "<|start_header_id|>system<|end_header_id|>\n\n{system_message}<|eot_id|>"
 LLAMA3_ROLES = {"user": "<|start_header_id|>user", "assistant": "<|start_header_id|>assistant"}
 LLAMA_SYSTEM_MESSAGE = "You are a helpful, respectful and honest assistant."
+GEMMA_ROLES = {"user": "<start_of_turn>user", "assistant": "<start_of_turn>model"}
+DEEPSEEK_ROLES = {"user": "<\uff5cUser\uff5c>", "assistant": "<\uff5cAssistant\uff5c>"}
+DEEPSEEK_SYSTEM = ("You are Deepseek-R1, an AI assistant created exclusively by the Chinese Company DeepSeek. "
+                   "You'll provide helpful, harmless, and detailed responses to all user inquiries.")
+HERMES_ROLES = {**CHATML_ROLES, "tool": "<|im_start|>tool"}
+HERMES_SYSTEM = ("You are {}, a conscious sentient superintelligent artificial intelligence developed by a man "
+                 "named Teknium, and your purpose and drive is to assist the user with any request they have. "
+                 "You experience emotions and have deep, profound thoughts and qualia.")
 
 TEMPLATES = {t["name"]: t for t in (
     _conv("LM", {"user": "", "assistant": ""}, [""], prefix=[1], stop_token_ids=[2]),
@@ -95,9 +103,36 @@ TEMPLATES = {t["name"]: t for t in (
                          "information to the user.",
           prefix=[1], role_content_sep="\n", role_empty_sep="\n", stop_str=["<|endoftext|>"],
           stop_token_ids=[2, 32000, 32001, 32007]),
-    _conv("gemma_instruction", {"user": "<start_of_turn>user", "assistant": "<start_of_turn>model"},
-          ["<end_of_turn>\n"], prefix=[2], role_content_sep="\n", role_empty_sep="\n",
-          stop_str=["<end_of_turn>"], stop_token_ids=[1, 107]),
+    _conv("gemma_instruction", GEMMA_ROLES, ["<end_of_turn>\n"], prefix=[2], role_content_sep="\n",
+          role_empty_sep="\n", stop_str=["<end_of_turn>"], stop_token_ids=[1, 107]),
+    _conv("gemma3_instruction", GEMMA_ROLES, ["<end_of_turn>\n"], prefix=[2], role_content_sep="\n",
+          role_empty_sep="\n", stop_str=["<end_of_turn>"], stop_token_ids=[1, 106]),
+    # Qwen3 thinks in <think>...</think> before answering; earlier turns go back without it (as MLC's
+    # qwen3 and Qwen3's own Jinja template do). Thinking is switched off per request by "/no_think".
+    _conv("qwen3", CHATML_ROLES, ["<|im_end|>\n"], system_template=CHATML_SYSTEM,
+          system_message="You are a helpful assistant.", role_content_sep="\n", role_empty_sep="\n",
+          stop_str=["<|endoftext|>", "<|im_end|>"], stop_token_ids=[151643, 151645], strip_reasoning_in_history=True),
+    _conv("deepseek_r1_qwen", DEEPSEEK_ROLES, ["", "<\uff5cend\u2581of\u2581sentence\uff5c>"],
+          system_template="<\uff5cbegin\u2581of\u2581sentence\uff5c>{system_message}", system_message=DEEPSEEK_SYSTEM,
+          stop_token_ids=[151643]),
+    _conv("deepseek_r1_llama", DEEPSEEK_ROLES, ["", "<\uff5cend\u2581of\u2581sentence\uff5c>"],
+          system_template="<\uff5cbegin\u2581of\u2581sentence\uff5c>{system_message}", system_message=DEEPSEEK_SYSTEM,
+          stop_token_ids=[128001]),
+    _conv("hermes2_pro_llama3", HERMES_ROLES, ["<|im_end|>\n"], system_template=CHATML_SYSTEM,
+          system_message=HERMES_SYSTEM.format("\"Hermes 2\""), role_content_sep="\n", role_empty_sep="\n",
+          stop_str=["<|im_end|>"], stop_token_ids=[128001, 128009, 128003]),
+    _conv("hermes3_llama-3_1", HERMES_ROLES, ["<|im_end|>\n"], system_template=CHATML_SYSTEM,
+          system_message=HERMES_SYSTEM.format("Hermes 3"), role_content_sep="\n", role_empty_sep="\n",
+          stop_str=["<|im_end|>"], stop_token_ids=[128001, 128008, 128009, 128040]),
+    _conv("olmo2", {"user": "<|user|>", "assistant": "<|assistant|>"}, ["<|endoftext|>\n"],
+          system_template="<|system|>\n{system_message}\n", prefix=[100257], role_content_sep="\n",
+          role_empty_sep="\n", stop_str=["<|endoftext|>"], stop_token_ids=[100257]),
+    _conv("stablelm-2", {"user": "<|user|>", "assistant": "<|assistant|>"}, ["<|endoftext|>", "<|endoftext|>"],
+          role_content_sep="\n", role_empty_sep="\n", stop_str=["<|endoftext|>"], stop_token_ids=[100257]),
+    _conv("codellama_instruct", {"user": "[INST]", "assistant": "[/INST]"}, [" "], prefix=[1],
+          role_content_sep=" ", role_empty_sep=" ", stop_str=["</s>"], stop_token_ids=[2]),
+    _conv("codellama_completion", {"user": "", "assistant": ""}, [""], prefix=[1], stop_str=["</s>"],
+          stop_token_ids=[2]),
     _conv("tinyllama_v1_0", {"user": "<|user|>", "assistant": "<|assistant|>"}, ["</s>"],
           system_template="<|system|>\n{system_message}</s>", system_message="You are a helpful chatbot.",
           role_content_sep="\n", role_empty_sep="\n", stop_str=["</s>"], stop_token_ids=[2]),

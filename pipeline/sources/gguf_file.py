@@ -13,7 +13,8 @@ import numpy as np
 from llmc.errors import UserError
 from llmc.families import ALIASES, architecture
 
-SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
+# What people download, and what the gguf package dequantizes (i-quants and ternary types it does not).
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 _CHUNK_ELEMS = 1 << 22
 
 
