@@ -26,6 +26,8 @@ TOLERANCE = 1e-4
 
 
 def unfuse(name: str, w: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
+    if "n_embd" in cfg:  # gpt2 keeps c_attn fused in Hugging Face's checkpoint too
+        return {name: w}
     hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     for fused in ("qkv_proj.weight", "c_attn.weight", "c_attn.bias"):  # llama's and qwen's names
         if name.endswith(fused):
@@ -49,7 +51,7 @@ def dequantized_state(folder, bits, group, layout, cfg, head=None) -> dict[str, 
             base = name[: -len(".q_weight")]
             is_head = "embed_tokens" in base or "lm_head" in base
             lay = "NK" if "embed_tokens" in base or (is_head and head) else layout
-            k = cfg["hidden_size"] if is_head else _in_features(base, cfg)
+            k = cfg.get("hidden_size", cfg.get("n_embd")) if is_head else _in_features(base, cfg)
             b, g = head if is_head and head else (bits, group)
             w = dequantize_group(arr, params[base + ".q_scale"], b, g, k, lay)
             state.update(unfuse(base + ".weight", w.astype(np.float32), cfg))
@@ -61,6 +63,10 @@ def dequantized_state(folder, bits, group, layout, cfg, head=None) -> dict[str, 
 def _in_features(base: str, cfg: dict) -> int:
     if base.endswith(("down_proj", "dense_4h_to_h")):
         return cfg["intermediate_size"]
+    if base.endswith("mlp.c_proj"):  # gpt2
+        return cfg["n_inner"]
+    if "n_embd" in cfg:
+        return cfg["n_embd"]
     if base.endswith("o_proj"):
         return cfg["num_attention_heads"] * (cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
     return cfg["hidden_size"]
@@ -100,6 +106,7 @@ def test_quantized_library_matches_dequantized_transformers(quant, tiny_llama, s
 @pytest.mark.parametrize("family,variant,quant", [
     ("qwen", "qwen3-qknorm", "q4f16_1"), ("qwen", "qwen2-bias-tied", "q3f16_1"), ("qwen", "qwen3-bias", "q4f16_1"),
     ("gpt_neox", "neox-parallel", "q4f16_1"),  # biases stored float16, added in float32
+    ("gpt2", "gpt2-layer-scaled", "q4f16_1"),
 ])
 def test_other_families_quantized_match_dequantized_transformers(family, variant, quant, models_dir, session_store,
                                                                  tmp_path_factory):
@@ -113,6 +120,8 @@ def test_other_families_quantized_match_dequantized_transformers(family, variant
     state = dequantized_state(folder, bits, group, layout, cfg)
     if "embed_out.weight" in state:  # gpt_neox's head as the checkpoint names it; transformers 5 says lm_head
         state["lm_head.weight"] = state.pop("embed_out.weight")
+    for name in [n for n in state if n.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) and "n_embd" in cfg]:
+        state[name] = np.ascontiguousarray(state[name].T)  # gpt2's Conv1D holds [in, out]
     greedy, ref = hf_greedy(hf_with(model_dir, state), PROMPT, STEPS)
     ours = run_teacher_forced(library(folder), PROMPT, greedy)
     errors = [rel_error(a, b) for a, b in zip(ours, ref)]

@@ -50,3 +50,22 @@ def test_transformers_own_reading_of_a_qwen2_gguf_agrees(models_dir, session_sto
     greedy, ref = hf_greedy(theirs, PROMPT, 8)
     ours = run_teacher_forced(library(folder), PROMPT, greedy)
     assert max(rel_error(a, b) for a, b in zip(ours, ref)) <= 1e-4
+
+
+def test_a_gpt2_gguf_is_refused_by_name(tmp_path, capsys):
+    import gguf
+
+    from llmc import cli
+
+    writer = gguf.GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    code = cli.run(["convert_weight", str(tmp_path / "gpt2.gguf"), "--quantization", "q0f32", "-o",
+                    str(tmp_path / "out"), "--store", str(tmp_path / "store")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "gpt2 GGUF files is not supported yet" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ class KVCacheSpec:
     rotary_dim: int
     sliding_window_size: int = -1
     attention_sink_size: int = 0
+    rope_mode: str = "normal"  # "none": positions enter the model another way (GPT-2's learned table)
 
     def metadata(self) -> dict:
         return {"num_hidden_layers": self.num_hidden_layers, "num_attention_heads": self.num_attention_heads,
@@ -88,7 +89,7 @@ def _create(spec, dtype, target, max_batch_size, max_total_seq_len, prefill_chun
         v_head_dim=spec.head_dim,
         mla_original_qk_head_dim=0,
         mla_original_v_head_dim=0,
-        rope_mode=RopeMode.NORMAL,
+        rope_mode=RopeMode.NONE if spec.rope_mode == "none" else RopeMode.NORMAL,
         rope_scale=1,
         rope_theta=spec.rope_theta,
         rope_scaling=spec.rope_scaling or {},

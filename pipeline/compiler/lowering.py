@@ -19,6 +19,7 @@ from tvm.relax import vm_build
 from llmc import devices, families
 from llmc.compiler import fast_math, functions, gpu, int8_matmul, layers, logit_kernels, passes, schedules
 from llmc.quant import scheme as quant_scheme
+from llmc.families.base import hidden_size
 
 
 def model_class(model_type: str):
@@ -46,7 +47,7 @@ def build_model(spec: dict, target, device):
     model.kv_spec = arch.kv_cache_spec(cfg)
     model.dtype = act
     model.target = target
-    model.hidden_size = cfg["hidden_size"]
+    model.hidden_size = hidden_size(cfg)
     model.prefill_chunk_size = spec["prefill_chunk_size"]
     model.active_vocab_size = spec["active_vocab_size"] or cfg["vocab_size"]
     if spec["opt"].get("int8_activations") and int8_matmul.supported(target):

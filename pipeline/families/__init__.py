@@ -12,10 +12,10 @@ import importlib
 from types import ModuleType
 
 from llmc.errors import UserError
-from llmc.families import gpt_neox, llama, qwen
+from llmc.families import gpt2, gpt_neox, llama, qwen
 from llmc.families.base import Param
 
-FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen)
+FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2)
 
 ARCHITECTURES: dict[str, ModuleType] = {t: f for f in FAMILIES for t in f.MODEL_TYPES}
 SUPPORTED = tuple(sorted(ARCHITECTURES))

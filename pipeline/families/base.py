@@ -19,6 +19,7 @@ class Param:
     kind: str
     hf: tuple[str, ...]
     dtype: str | None = None  # a fixed dtype; None means the scheme's model dtype
+    transposed: bool = False  # the source stores it [in, out] (GPT-2's Conv1D): transposed when read
 
 
 # The longest context a config may ask for (16M tokens; today's longest models have 10M).
@@ -109,3 +110,12 @@ def number(value, name: str = "rope_theta"):
     500000.0 stays a float and 10000 an int."""
     checked = real({name: value}, name, 0.0)
     return value if isinstance(value, int) else checked
+
+
+def hidden_size(cfg: dict) -> int:
+    """The model width under the name each family's MLC config uses (gpt2: n_embd)."""
+    return cfg["hidden_size"] if "hidden_size" in cfg else cfg["n_embd"]
+
+
+def num_layers(cfg: dict) -> int:
+    return cfg["num_hidden_layers"] if "num_hidden_layers" in cfg else cfg["n_layer"]

@@ -42,6 +42,8 @@ def float_tensor(p: Param, model_dtype: str) -> Tensor:
 def read_float(reader, p: Param) -> np.ndarray:
     """A parameter's float weight from the source: its Hugging Face tensors joined along axis 0."""
     parts = [reader.get(name) for name in p.hf]
+    if p.transposed:
+        parts = [np.ascontiguousarray(np.asarray(x).T) for x in parts]
     if len(parts) == 1:
         return parts[0]
     dtype = np.result_type(*parts)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from llmc import families as models
 from llmc.errors import UserError
+from llmc.families.base import num_layers
 from llmc.sources import hf_config as hfconfig
 from llmc.sources import open_reader
 
@@ -40,7 +41,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         if options["quantization_kind"] == "awq":
             raise UserError("q4f16_awq needs a pre-quantized AutoAWQ checkpoint (--source-format awq)")
         _check(models.architecture(model_type).hf_shapes(cfg), found, weights_dir)
-    _check_layers(cfg["num_hidden_layers"], found, weights_dir)
+    _check_layers(num_layers(cfg), found, weights_dir)
     record = {
         "model_type": model_type,
         "source_format": fmt,
@@ -48,7 +49,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         "model_config": cfg,
         "hf_config": hf,
         "params": [{"name": p.name, "shape": list(p.shape), "kind": p.kind, "hf": list(p.hf),
-                    "dtype": p.dtype} for p in params],
+                    "dtype": p.dtype, **({"transposed": True} if p.transposed else {})} for p in params],
     }
     (out_dir / "model.json").write_text(json.dumps(record, indent=1, sort_keys=True))
 

@@ -32,7 +32,8 @@ def _importance(folder: Path | None) -> dict:
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     model = json.loads((inputs["model"] / "model.json").read_text())
     s = quantization.scheme(options["quantization"])
-    params = [Param(p["name"], tuple(p["shape"]), p["kind"], tuple(p["hf"]), p["dtype"]) for p in model["params"]]
+    params = [Param(p["name"], tuple(p["shape"]), p["kind"], tuple(p["hf"]), p["dtype"], p.get("transposed", False))
+              for p in model["params"]]
     reader = open_reader(model["source_format"], inputs["weights"], model["files"],
                          gguf_plan=(model["model_type"], model["model_config"]))
     (out_dir / "tensors").mkdir()
