@@ -7,7 +7,9 @@ byte-identical to MLC's convert_weight: the order of casts and roundings follows
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import os
 
 import numpy as np
 
@@ -50,7 +52,9 @@ def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, n
     return [(outs[0], q), (outs[1], scale)]
 
 
-_ROWS_PER_CHUNK_ELEMS = 1 << 22
+_ROWS_PER_CHUNK_ELEMS = 1 << 21  # two chunks in flight stay within the old single-chunk memory
+_PARALLEL_ELEMS = 1 << 18  # smaller tensors are not worth a thread
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: np.ndarray | None = None
@@ -62,23 +66,30 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
     n, k = w.shape
     q = np.empty((n, s.words(k)), np.uint32)
     scale = np.empty((n, s.groups(k)), s.model_dtype)
-    rows = max(1, _ROWS_PER_CHUNK_ELEMS // max(k, 1))
+    rows = max(1, min(_ROWS_PER_CHUNK_ELEMS // max(k, 1), -(-n // WORKERS) if n * k >= _PARALLEL_ELEMS else n))
     if mode == "mlc":
         quantize_rows = _quantize_rows
     else:
         weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
         quantize_rows = functools.partial(search.search_groups, importance=weights)
-    err = ref = 0.0
-    for r in range(0, n, rows):
+    def chunk(r: int) -> tuple[float, float]:
         grouped = _grouped(w[r:r + rows], s)
         codes, scale[r:r + rows] = quantize_rows(grouped, s)
         diff = (codes * scale[r:r + rows].astype(np.float32)[:, :, None] - grouped).ravel()
-        err += float(np.dot(diff, diff))
-        ref += float(np.dot(grouped.ravel(), grouped.ravel()))
         codes += np.float32(s.max_int)
         vals = codes.reshape(codes.shape[0], -1).astype(np.uint32)
         vals[:, k:] = 0
         q[r:r + rows] = pack(vals, s)
+        return float(np.dot(diff, diff)), float(np.dot(grouped.ravel(), grouped.ravel()))
+
+    # Rows are independent, so threads (numpy lets go of the GIL in its loops) change nothing but time.
+    starts = range(0, n, rows)
+    if len(starts) > 1 and WORKERS > 1:
+        with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+            sums = list(pool.map(chunk, starts))
+    else:
+        sums = [chunk(r) for r in starts]
+    err, ref = sum(e for e, _ in sums), sum(r for _, r in sums)
     return q, scale, (err, ref)
 
 
