@@ -37,9 +37,9 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme, act: str):
+    def __init__(self, cfg: dict, s: Scheme, act: str, attention=Attention):
         eps, h = cfg["rms_norm_eps"], cfg["hidden_size"]
-        self.self_attn = Attention(cfg, s, act)
+        self.self_attn = attention(cfg, s, act)
         self.mlp = MLP(cfg, s, act)
         self.input_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
         self.post_attention_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
@@ -50,10 +50,12 @@ class DecoderLayer(nn.Module):
 
 
 class CausalLM(decoder.CausalLM):
+    ATTENTION = Attention  # a family with llama's decoder and its own attention overrides this
+
     def __init__(self, cfg: dict, s: Scheme, act: str):
         backbone = decoder.Backbone(
             "embed_tokens", layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act),
-            [DecoderLayer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])],
+            [DecoderLayer(cfg, s, act, self.ATTENTION) for _ in range(cfg["num_hidden_layers"])],
             "norm", layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype))
         super().__init__("model", backbone, "lm_head", cfg, s, act)
 

@@ -14,17 +14,23 @@ def params(cfg: dict) -> list[Param]:
             Param(f"{p}.self_attn.qkv_proj.weight", (q + 2 * kv, h), "linear",
                   tuple(f"{p}.self_attn.{x}_proj.weight" for x in "qkv")),
             Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",)),
-            Param(f"{p}.mlp.gate_up_proj.weight", (2 * inter, h), "linear",
-                  (f"{p}.mlp.gate_proj.weight", f"{p}.mlp.up_proj.weight")),
-            Param(f"{p}.mlp.down_proj.weight", (h, inter), "linear", (f"{p}.mlp.down_proj.weight",)),
-            Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
-            Param(f"{p}.post_attention_layernorm.weight", (h,), "norm",
-                  (f"{p}.post_attention_layernorm.weight",)),
+            *mlp_and_norms(p, h, inter),
         ]
     out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
     if not cfg["tie_word_embeddings"]:
         out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
     return out
+
+
+def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:
+    """Layer p's gated MLP (gate and up fused) and its two RMSNorms, as llama and its kin store them."""
+    return [
+        Param(f"{p}.mlp.gate_up_proj.weight", (2 * inter, h), "linear",
+              (f"{p}.mlp.gate_proj.weight", f"{p}.mlp.up_proj.weight")),
+        Param(f"{p}.mlp.down_proj.weight", (h, inter), "linear", (f"{p}.mlp.down_proj.weight",)),
+        Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
+        Param(f"{p}.post_attention_layernorm.weight", (h,), "norm", (f"{p}.post_attention_layernorm.weight",)),
+    ]
 
 
 def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:

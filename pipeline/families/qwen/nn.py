@@ -4,9 +4,9 @@ from __future__ import annotations
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 
-from llmc.compiler import decoder, layers
+from llmc.compiler import layers
 from llmc.compiler.kv_cache import KVCacheSpec
-from llmc.families.llama.nn import MLP
+from llmc.families.llama import nn as llama_nn
 from llmc.families.qwen.config import qk_norm, qkv_bias
 from llmc.quant import Scheme
 
@@ -34,26 +34,9 @@ class Attention(nn.Module):
         return self.o_proj(op.reshape(out, (b, t, hq * self.head_dim)))
 
 
-class DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme, act: str):
-        eps, h = cfg["rms_norm_eps"], cfg["hidden_size"]
-        self.self_attn = Attention(cfg, s, act)
-        self.mlp = MLP(cfg, s, act)
-        self.input_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
-        self.post_attention_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
-
-    def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cache, layer_id)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class CausalLM(decoder.CausalLM):
-    def __init__(self, cfg: dict, s: Scheme, act: str):
-        backbone = decoder.Backbone(
-            "embed_tokens", layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act),
-            [DecoderLayer(cfg, s, act) for _ in range(cfg["num_hidden_layers"])],
-            "norm", layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype))
-        super().__init__("model", backbone, "lm_head", cfg, s, act)
+class CausalLM(llama_nn.CausalLM):
+    """llama's decoder layer and backbone, this attention."""
+    ATTENTION = Attention
 
 
 def kv_cache_spec(cfg: dict) -> KVCacheSpec:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from llmc.families.base import Param
+from llmc.families.llama.params import mlp_and_norms
 from llmc.families.qwen.config import qk_norm, qkv_bias
 
 
@@ -22,13 +23,7 @@ def params(cfg: dict) -> list[Param]:
         if qk_norm(cfg):
             out += [Param(f"{attn}.q_norm.weight", (hd,), "norm", (f"{attn}.q_norm.weight",)),
                     Param(f"{attn}.k_norm.weight", (hd,), "norm", (f"{attn}.k_norm.weight",))]
-        out += [
-            Param(f"{p}.mlp.gate_up_proj.weight", (2 * inter, h), "linear",
-                  (f"{p}.mlp.gate_proj.weight", f"{p}.mlp.up_proj.weight")),
-            Param(f"{p}.mlp.down_proj.weight", (h, inter), "linear", (f"{p}.mlp.down_proj.weight",)),
-            Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
-            Param(f"{p}.post_attention_layernorm.weight", (h,), "norm", (f"{p}.post_attention_layernorm.weight",)),
-        ]
+        out += mlp_and_norms(p, h, inter)
     out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
     if not cfg["tie_word_embeddings"]:
         out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
