@@ -1,7 +1,7 @@
 """Group quantization (q3f16_*, q4f16_*, q4f32_1), in vectorized numpy.
 
 Two ways to choose the codes, one format (llmc.quant.layout's): "search" (the default) picks each
-group's scale and codes for the least squared error (llmc.quant.search); "mlc" is MLC's rule,
+group's scale and codes for the least weighted squared error (llmc.quant.search); "mlc" is MLC's rule,
 byte-identical to MLC's convert_weight: the order of casts and roundings follows MLC's TIR exactly
 (cast to the model dtype first; every operation rounded in that dtype).
 """
@@ -72,6 +72,7 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
     else:
         weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
         quantize_rows = functools.partial(search.search_groups, importance=weights)
+
     def chunk(r: int) -> tuple[float, float]:
         grouped = _grouped(w[r:r + rows], s)
         codes, scale[r:r + rows] = quantize_rows(grouped, s)

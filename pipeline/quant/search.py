@@ -1,4 +1,4 @@
-"""Choosing a group's scale and codes by least squared error, in MLC's format unchanged.
+"""Choosing a group's scale and codes by least weighted squared error, in MLC's format unchanged.
 
 The format fixes only the dequantization, w ~ (q - max_int) * scale with q in [0, 2**bits - 1], so a
 group's signed values v = q - max_int span [-max_int, max_int + 1]: one more step on the positive
@@ -76,7 +76,7 @@ def _judge(sxx, weighted, codes, importance, dt, fixed=None):
     """(scale, squared error) of codes: the least-squares scale rounded to the stored dtype (or a fixed
     one), and sum importance * (x - scale * codes)^2 expanded around the shared sum importance * x^2."""
     sxl = _rowdot(weighted, codes).astype(np.float64)
-    sll = _rowdot(codes, codes if importance is None else codes * importance).astype(np.float64)
+    sll = _rowdot(codes, codes * importance).astype(np.float64)
     if fixed is None:
         with np.errstate(divide="ignore", invalid="ignore"):
             fixed = np.where(sll > 0, sxl / sll, 0.0).astype(dt).astype(np.float32)
