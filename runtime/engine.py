@@ -252,7 +252,7 @@ class MLCEngine:
                 break
             row = row[: self.active_vocab]
             lp = log_softmax(row)
-            top = [(int(t), float(lp[t])) for t in np.argsort(-lp, kind="stable")[: req.logprobs or 0]]
+            top = _top(lp, req.logprobs or 0)
             req.prompt_scores.append((float(lp[req.prompt[position]]), top))
 
     def _record(self, phase: str, tokens: int, seconds: float) -> None:
@@ -270,7 +270,7 @@ class MLCEngine:
         if req.logprobs is not None:
             lp = log_softmax(raw)
             logprob = float(lp[token])
-            top = [(int(t), float(lp[t])) for t in np.argsort(-lp, kind="stable")[: req.logprobs]]
+            top = _top(lp, req.logprobs)
         if token in req.stop_ids:
             c.finish_reason = "stop"
             text = _release(c, c.detok.flush(), req.stop_strings, final=True)
@@ -285,6 +285,13 @@ class MLCEngine:
 
     def token_bytes(self, token: int) -> list[int]:
         return list(self.tokenizer.token_text(token).encode("utf-8"))
+
+
+def _top(lp: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k likeliest ids with their logprobs, ties by id; no sort of the vocabulary when k is 0."""
+    if k <= 0:
+        return []
+    return [(int(t), float(lp[t])) for t in np.argsort(-lp, kind="stable")[:k]]
 
 
 def _release(c: _Choice, piece: str, stops: list[str], final: bool = False) -> str:
