@@ -15,6 +15,13 @@ On SmolLM2 they took 38% of a 128-token prefill. These take the same arguments
   (p - window, p] and the first `sink` positions, as transformers' Mistral does);
   windowed models keep the ordinary full cache, since TVM's own sliding-window CPU
   paths fail at run time in this build;
+- a model whose layers alternate between windowed and full attention (Gemma 2 and 3)
+  gets kernels built with `layered=True`: the window then applies only to calls whose
+  sm_scale is negative (|sm_scale| is the scale). sm_scale is the one value the cache
+  passes from each layer's call to the kernels unchanged, and the kernels are shared
+  by all layers, so the layer's kind travels in its sign;
+- optional logit soft-capping (Gemma 2): a score s becomes cap * tanh(s / cap) before
+  the softmax;
 - exp2 is fast_math's polynomial, which vectorizes (LLVM would call exp2f lane by lane);
 - RoPE computes each position's cos/sin once and applies them to every head.
 """
@@ -65,7 +72,7 @@ def _start_tile(qt, m, l_sum, acc, q, q0, rows, last_row, h, d, scale):
     and reset the running softmax state."""
     for x, r in T.grid(d, TILE):
         qt[x, r] = T.if_then_else(r < rows, T.cast(q[T.min(q0 + r, last_row), h, x], "float32")
-                                  * scale * T.float32(LOG2E), T.float32(0))
+                                  * scale, T.float32(0))
     for r in T.serial(TILE):
         m[r] = T.float32(NEG)
         l_sum[r] = T.float32(0)
@@ -74,14 +81,15 @@ def _start_tile(qt, m, l_sum, acc, q, q0, rows, last_row, h, d, scale):
 
 
 @T.macro
-def _mask_block(s, kb, n_keys, rows, visible, k_pos0, q_rope_position, q0, last_row):
-    """Scores of keys past the end, of padding rows and of keys a query may not see -> MASKED."""
+def _mask_block(s, kb, n_keys, rows, visible, k_pos0, q_rope_position, q0, last_row, capped, sm_scale):
+    """Scores of keys past the end, of padding rows and of keys a query may not see -> MASKED;
+    the others soft-capped when the model caps them."""
     for jj in T.serial(TILE):
         for r in T.vectorized(TILE):
             s[jj, r] = T.if_then_else(
                 kb * TILE + jj < n_keys and r < rows
-                and visible(k_pos0 + kb * TILE + jj, q_rope_position[T.min(q0 + r, last_row)]),
-                s[jj, r], T.float32(MASKED))
+                and visible(k_pos0 + kb * TILE + jj, q_rope_position[T.min(q0 + r, last_row)], sm_scale),
+                capped(s[jj, r]), T.float32(MASKED))
 
 
 @T.macro
@@ -95,18 +103,32 @@ def _finish_tile(output, lse, acc, m, l_sum, q0, rows, h, d, dtype):
                                         T.float32(NEG))
 
 
-def _visible(window: int, sink: int):
-    def visible(k_pos, q_pos):
+def _visible(window: int, sink: int, layered: bool):
+    def visible(k_pos, q_pos, sm_scale):
         if window <= 0:
             return k_pos <= q_pos
-        return tirx.all(k_pos <= q_pos, tirx.any(q_pos - k_pos < window, k_pos < sink))
+        inside = tirx.any(q_pos - k_pos < window, k_pos < sink)
+        if layered:  # a full-attention layer calls with a positive sm_scale
+            inside = tirx.any(sm_scale > tirx.const(0, "float32"), inside)
+        return tirx.all(k_pos <= q_pos, inside)
 
     return visible
 
 
-def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0):
+def _scoring(softcap: float):
+    """(the factor a query is scaled by, given sm_scale; what a raw score becomes). Scores end in base 2:
+    without a cap, log2(e) goes into the query; with one, it follows the tanh."""
+    if softcap <= 0:
+        return (lambda sm_scale: T.fabs(sm_scale) * T.float32(LOG2E)), (lambda x: x)
+    cap = tirx.const(softcap, "float32")
+    return (lambda sm_scale: T.fabs(sm_scale)), (lambda x: T.tanh(x / cap) * (cap * T.float32(LOG2E)))
+
+
+def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0, softcap: float = 0.0,
+                   layered: bool = False):
     """Queries of this forward pass against their own keys (causal)."""
-    group, visible = h_q // h_kv, _visible(window, sink)
+    group, visible = h_q // h_kv, _visible(window, sink, layered)
+    q_scale, capped = _scoring(softcap)
 
     @T.prim_func(s_tir=True)
     def attention_prefill_ragged(var_q: T.handle, var_q_indptr: T.handle, var_k: T.handle, var_v: T.handle,
@@ -150,7 +172,7 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
                     last_q: T.let[T.int32] = q_rope_position[q0 + rows - 1]
                     # keys past the tile's last query position are masked for every row
                     n_seen: T.let[T.int32] = T.max(0, T.min(n_keys, last_q - k_rope_pos_offset[b] + 1))
-                    _start_tile(qt, m, l_sum, acc, q, q0, rows, qo_len - 1, h, d, sm_scale)
+                    _start_tile(qt, m, l_sum, acc, q, q0, rows, qo_len - 1, h, d, q_scale(sm_scale))
                     for kb in T.serial(T.ceildiv(n_seen, TILE)):
                         for jj in T.serial(TILE):
                             for r in T.vectorized(TILE):
@@ -160,7 +182,7 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
                                     s[jj, r] = s[jj, r] + qt[x, r] * T.cast(
                                         k[k0 + T.min(kb * TILE + jj, n_keys - 1), h // group, x], "float32")
                         _mask_block(s, kb, n_keys, rows, visible, k_rope_pos_offset[b], q_rope_position, q0,
-                                    qo_len - 1)
+                                    qo_len - 1, capped, sm_scale)
                         _online_softmax_update(s, m, m_new, l_sum, acc, d)
                         for r in T.serial(TILE):
                             for jj in T.unroll(TILE):
@@ -172,9 +194,11 @@ def ragged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sin
     return attention_prefill_ragged
 
 
-def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0, page_size: int = 16):
+def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0, softcap: float = 0.0,
+                  layered: bool = False, page_size: int = 16):
     """Queries of this forward pass against the keys already in the cache's pages."""
-    group, visible = h_q // h_kv, _visible(window, sink)
+    group, visible = h_q // h_kv, _visible(window, sink, layered)
+    q_scale, capped = _scoring(softcap)
     assert page_size == TILE, "a key block is one page"
 
     @T.prim_func(s_tir=True)
@@ -222,7 +246,7 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                     n_pages: T.let[T.int32] = page_indptr[b + 1] - first_page
                     n_keys: T.let[T.int32] = T.if_then_else(
                         n_pages > 0, (n_pages - 1) * page_size + last_page_len[b], 0)
-                    _start_tile(qt, m, l_sum, acc, q, q0, rows, total_len - 1, h, d, sm_scale)
+                    _start_tile(qt, m, l_sum, acc, q, q0, rows, total_len - 1, h, d, q_scale(sm_scale))
                     for kb in T.serial(n_pages):
                         page: T.let[T.int32] = page_values[first_page + kb]
                         for jj in T.serial(TILE):
@@ -233,7 +257,7 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
                                     s[jj, r] = s[jj, r] + qt[x, r] * T.cast(
                                         pages[page, 0, h // group, jj, x], "float32")
                         _mask_block(s, kb, n_keys, rows, visible, k_rope_pos_offset[b], q_rope_position, q0,
-                                    total_len - 1)
+                                    total_len - 1, capped, sm_scale)
                         _online_softmax_update(s, m, m_new, l_sum, acc, d)
                         for r in T.serial(TILE):
                             for jj in T.unroll(TILE):
@@ -245,9 +269,11 @@ def paged_prefill(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink
     return attention_prefill_paged
 
 
-def paged_decode(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0, page_size: int = 16):
+def paged_decode(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink: int = 0, softcap: float = 0.0,
+                 layered: bool = False, page_size: int = 16):
     """One query per sequence against its cached keys; a task per (sequence, head)."""
-    group, visible = h_q // h_kv, _visible(window, sink)
+    group, visible = h_q // h_kv, _visible(window, sink, layered)
+    q_scale, capped = _scoring(softcap)
     lanes = math.gcd(d, TILE)
 
     @T.prim_func(s_tir=True)
@@ -289,7 +315,7 @@ def paged_decode(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink:
                 n_pages: T.let[T.int32] = page_indptr[b + 1] - first_page
                 n_keys: T.let[T.int32] = T.if_then_else(n_pages > 0, (n_pages - 1) * page_size + last_page_len[b], 0)
                 for x in T.vectorized(d):
-                    qv[x] = T.cast(q[b, h, x], "float32") * sm_scale * T.float32(LOG2E)
+                    qv[x] = T.cast(q[b, h, x], "float32") * q_scale(sm_scale)
                     acc[x] = T.float32(0)
                 state[0] = T.float32(NEG)
                 state[1] = T.float32(0)
@@ -306,7 +332,8 @@ def paged_decode(h_kv: int, h_q: int, d: int, dtype: str, window: int = 0, sink:
                         for i in T.serial(lanes):
                             s[jj] = s[jj] + part[i]
                         s[jj] = T.if_then_else(kb * page_size + jj < n_keys and visible(
-                            k_rope_pos_offset[b] + kb * page_size + jj, q_rope_position[b]), s[jj], T.float32(MASKED))
+                            k_rope_pos_offset[b] + kb * page_size + jj, q_rope_position[b], sm_scale),
+                            capped(s[jj]), T.float32(MASKED))
                     state[2] = state[0]
                     for jj in T.serial(page_size):
                         state[2] = T.max(state[2], s[jj])

@@ -51,7 +51,12 @@ class CausalLM(nn.Module):
     def hidden(self, x: nn.Tensor, cache) -> nn.Tensor:
         return self.backbone(x, cache)
 
+    final_logit_softcap: float | None = None  # Gemma 2: logits become cap * tanh(logits / cap)
+
     def logits(self, h: nn.Tensor) -> nn.Tensor:
         logits = self.backbone.embedding.lm_head(h) if self.tied else getattr(self, self._head_name)(h)
+        if self.final_logit_softcap:
+            cap = nn.Tensor.from_scalar(self.final_logit_softcap, logits.dtype)
+            logits = nn.op.tanh(logits / cap) * cap
         active = getattr(self, "active_vocab_size", None)
         return layers.mask_beyond(logits, active) if active and active < logits.shape[-1] else logits

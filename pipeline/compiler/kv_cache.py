@@ -5,11 +5,13 @@ from dataclasses import dataclass
 
 import contextlib
 
+import tvm
 from tvm import relax
 from tvm.relax.frontend.nn.llm import kv_cache as tvm_kv
 from tvm.relax.frontend.nn.llm.kv_cache import RopeMode, TIRPagedKVCache
 
 from llmc.compiler import attention
+from llmc.errors import NotAvailable
 
 _tvm_rope = tvm_kv.llama_rope_with_position_map
 
@@ -25,7 +27,9 @@ class KVCacheSpec:
     rotary_dim: int
     sliding_window_size: int = -1
     attention_sink_size: int = 0
-    rope_mode: str = "normal"  # "none": positions enter the model another way (GPT-2's learned table)
+    rope_mode: str = "normal"  # "none": positions enter the model another way (GPT-2's table, Gemma's two RoPEs)
+    attn_softcap: float = 0.0  # Gemma 2: scores become cap * tanh(score / cap)
+    layered_window: bool = False  # the window applies only to layers that call with a negative sm_scale
 
     def metadata(self) -> dict:
         return {"num_hidden_layers": self.num_hidden_layers, "num_attention_heads": self.num_attention_heads,
@@ -33,19 +37,26 @@ class KVCacheSpec:
 
 
 @contextlib.contextmanager
-def _cpu_kernels(window: int, sink: int, target):
+def _cpu_kernels(spec: KVCacheSpec, target):
     """Swap TVM's CPU attention and RoPE kernel factories for ours (attention.py) while the
     cache's creation call is built; GPU libraries keep TVM's kernels, which MLC's runtimes drive."""
     if target.kind.name != "llvm":
+        if spec.attn_softcap or spec.layered_window:
+            raise NotAvailable(f"attention soft-capping and per-layer sliding windows are in llmc's CPU attention "
+                               f"kernels only (TVM {tvm.__version__}'s {target.kind.name} kernels have neither): "
+                               "compile this model for the cpu device")
         yield
         return
+    window = spec.sliding_window_size if spec.sliding_window_size > 0 else 0
+    extra = dict(softcap=spec.attn_softcap, layered=spec.layered_window)
+    sink = spec.attention_sink_size
     replaced = {
         "_attention_prefill_ragged_cpu": lambda h_kv, h_q, d_qk, d_v, dtype, *_a, **_k:
-            attention.ragged_prefill(h_kv, h_q, d_qk, dtype, window, sink),
+            attention.ragged_prefill(h_kv, h_q, d_qk, dtype, window, sink, **extra),
         "_attention_prefill_cpu": lambda h_kv, h_q, d, dtype, *_a, **_k:
-            attention.paged_prefill(h_kv, h_q, d, dtype, window, sink),
+            attention.paged_prefill(h_kv, h_q, d, dtype, window, sink, **extra),
         "_attention_decode_cpu": lambda h_kv, h_q, d, dtype, *_a, **_k:
-            attention.paged_decode(h_kv, h_q, d, dtype, window, sink),
+            attention.paged_decode(h_kv, h_q, d, dtype, window, sink, **extra),
         "llama_rope_with_position_map": _rope,
     }
     saved = {name: getattr(tvm_kv, name) for name in replaced}
@@ -66,8 +77,7 @@ def _rope(theta, scale, head_dim, h_q, h_kv, dtype, rope_scaling, rotary_dim=Non
 
 def create(spec: KVCacheSpec, dtype: str, target, max_batch_size, max_total_seq_len, prefill_chunk_size,
            page_size, support_sliding_window) -> TIRPagedKVCache:
-    window = spec.sliding_window_size if spec.sliding_window_size > 0 else 0
-    with _cpu_kernels(window, spec.attention_sink_size, target):
+    with _cpu_kernels(spec, target):
         return _create(spec, dtype, target, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
                        support_sliding_window)
 

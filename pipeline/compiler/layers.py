@@ -256,14 +256,18 @@ def _modules(root: nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm whose weight keeps its stored dtype and is cast to the activations'."""
+    """RMSNorm whose weight keeps its stored dtype and is cast to the activations'. With offset, the
+    scale is offset + weight (Gemma stores w and multiplies by 1 + w)."""
 
-    def __init__(self, size: int, eps: float, dtype: str):
-        self.eps = eps
+    def __init__(self, size: int, eps: float, dtype: str, offset: float = 0.0):
+        self.eps, self.offset = eps, offset
         self.weight = nn.Parameter((size,), dtype)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
-        return nn.op.rms_norm(x, _as_dtype(self.weight, x.dtype), axes=-1, epsilon=self.eps)
+        scale = _as_dtype(self.weight, x.dtype)
+        if self.offset:
+            scale = scale + nn.Tensor.from_scalar(self.offset, x.dtype)
+        return nn.op.rms_norm(x, scale, axes=-1, epsilon=self.eps)
 
 
 class LayerNorm(nn.Module):

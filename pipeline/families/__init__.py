@@ -4,7 +4,8 @@ A family is a package here with, at module level: MODEL_TYPES (our model_type va
 Face model_type / GGUF general.architecture -> ours), PRESETS, normalize(hf, model_type), params(cfg),
 hf_shapes(cfg), GGUF_NAMES, GGUF_IGNORED, gguf_unpermute(cfg), gguf_config(meta, arch); and submodules
 nn (the TVM module, imported at lower time only) and tiny (test models and the VARIANTS the parity tests
-compile). Adding a family is one folder plus one line below.
+compile). Optional: CPU_ONLY (why its libraries need llmc's CPU kernels), gguf_to_hf / gguf_from_hf (how
+llama.cpp's stored values differ from the checkpoint's). Adding a family is one folder plus one line below.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import importlib
 from types import ModuleType
 
 from llmc.errors import UserError
-from llmc.families import gpt2, gpt_neox, llama, qwen
+from llmc.families import gemma, gpt2, gpt_neox, llama, qwen
 from llmc.families.base import Param
 
-FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2)
+FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2, gemma)
 
 ARCHITECTURES: dict[str, ModuleType] = {t: f for f in FAMILIES for t in f.MODEL_TYPES}
 SUPPORTED = tuple(sorted(ARCHITECTURES))
@@ -53,6 +54,11 @@ def detect(hf: dict, requested: str = "auto") -> str:
     return ALIASES[found]
 
 
+def cpu_only(model_type: str) -> str | None:
+    """Why a family compiles for the CPU only (a family's CPU_ONLY), or None."""
+    return getattr(architecture(model_type), "CPU_ONLY", None)
+
+
 def model_config(hf: dict, model_type: str) -> dict:
     return architecture(model_type).normalize(hf, model_type)
 
@@ -61,5 +67,5 @@ def params(model_type: str, cfg: dict) -> list[Param]:
     return architecture(model_type).params(cfg)
 
 
-__all__ = ["ALIASES", "ARCHITECTURES", "FAMILIES", "PRESETS", "Param", "SUPPORTED", "architecture", "detect",
+__all__ = ["ALIASES", "ARCHITECTURES", "FAMILIES", "PRESETS", "Param", "SUPPORTED", "architecture", "cpu_only", "detect",
            "model_config", "nn_module", "params", "tiny_module"]

@@ -95,6 +95,7 @@ class GGUFReader:
         names = name_map(model_type, cfg)
         ignored = set(architecture(model_type).GGUF_IGNORED)
         self.unpermute = architecture(model_type).gguf_unpermute(cfg)
+        self.to_hf = getattr(architecture(model_type), "gguf_to_hf", None)
         self.head_dim = cfg.get("head_dim")
         self.tensors = {}
         for t in self.reader.tensors:
@@ -117,7 +118,7 @@ class GGUFReader:
         t = self.tensors[name]
         shape = tuple(int(d) for d in reversed(t.shape))
         if t.tensor_type.name == "F32" and name not in self.unpermute:
-            return np.asarray(t.data).reshape(shape)
+            return self._as_hf(name, np.asarray(t.data).reshape(shape))
         rows = shape[0] if len(shape) > 1 else 1
         cols = int(np.prod(shape)) // rows
         data = np.asarray(t.data).reshape(rows, -1)
@@ -133,7 +134,10 @@ class GGUFReader:
                 out[r:r + step] = chunk
             else:
                 out[target[r:r + step]] = chunk
-        return out.reshape(shape)
+        return self._as_hf(name, out.reshape(shape))
+
+    def _as_hf(self, name: str, w: np.ndarray) -> np.ndarray:
+        return w if self.to_hf is None else self.to_hf(name, w)
 
     def _row_targets(self, name: str, rows: int) -> np.ndarray | None:
         """Where each stored row of a permuted q/k weight goes in Hugging Face order."""

@@ -33,14 +33,14 @@ def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:
     ]
 
 
-def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Shapes of the Hugging Face tensors that params() reads."""
+def hf_shapes(cfg: dict, spec: list[Param] | None = None) -> dict[str, tuple[int, ...]]:
+    """Shapes of the Hugging Face tensors that params() (or a kin family's spec) reads."""
     h, hd = cfg["hidden_size"], cfg["head_dim"]
     q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
     split = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "gate_proj": (inter, h),
              "up_proj": (inter, h)}
     shapes = {}
-    for p in params(cfg):
+    for p in spec if spec is not None else params(cfg):
         if len(p.hf) == 1:
             shapes[p.hf[0]] = p.shape
         else:

@@ -1,0 +1,28 @@
+"""Rotary position embedding applied inside the model, for families whose layers differ in their RoPE
+(Gemma 3's local and global bases): the KV cache then runs with RoPE off and stores rotated keys."""
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+from tvm.relax.frontend import nn
+
+
+def apply(x: nn.Tensor, positions: nn.Tensor, inv_freq: np.ndarray) -> nn.Tensor:
+    """x [b, t, heads, d] rotated as transformers' rotate_half form: x·cos + rotate_half(x)·sin, the angle of
+    dimension i at position p being p·inv_freq[i mod d/2] in float32. positions [b·t] (the cache's)."""
+    freqs = nn.Tensor.from_const(np.asarray(inv_freq, np.float32))
+
+    def rotate(xt, pos, f):
+        b, t, heads, d = xt.shape
+        half = d // 2
+
+        def at(i, j, h, k):
+            angle = pos[i * t + j].astype("float32") * f[tirx.floormod(k, half)]
+            partner = tirx.Select(k < half, -xt[i, j, h, tirx.min(k + half, d - 1)].astype("float32"),
+                                  xt[i, j, h, tirx.max(k - half, 0)].astype("float32"))
+            value = xt[i, j, h, k].astype("float32") * tirx.cos(angle) + partner * tirx.sin(angle)
+            return value.astype(xt.dtype)
+
+        return te.compute(xt.shape, at, name="rotary")
+
+    return nn.op.tensor_expr_op(rotate, "rotary", [x, positions, freqs])
