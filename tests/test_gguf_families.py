@@ -6,25 +6,49 @@ from compiled import build, hf_greedy, library, rel_error, run_teacher_forced
 from test_compile_quantized import hf_with
 
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
-CASES = [  # (family, tiny variant, GGUF architecture, tensor type)
-    ("llama", "llama-gqa-untied", "llama", "Q8_0"),    # llama.cpp's q/k permutation, written and undone
-    ("qwen", "qwen2-bias-tied", "qwen2", "F16"),
-    ("qwen", "qwen2-bias-tied", "qwen2", "Q5_1"),
-    ("qwen", "qwen3-qknorm", "qwen3", "Q8_0"),         # head_dim unlike hidden / heads: from key_length
-    ("qwen", "qwen3-bias", "qwen3", "Q4_0"),           # attention_bias found from the biases in the file
+# Rows of whole 256-value blocks, so K-quant weights stay K-quant (llama.cpp falls back to Q8_0 otherwise).
+K_SHAPE = dict(hidden=256, heads=4, kv_heads=2, inter=256)
+CASES = [  # (family, tiny variant, shape overrides, GGUF architecture, tensor type)
+    ("llama", "llama-gqa-untied", {}, "llama", "Q8_0"),    # llama.cpp's q/k permutation, written and undone
+    ("llama", "llama-gqa-untied", K_SHAPE, "llama", "Q4_K"),
+    ("qwen", "qwen2-bias-tied", {}, "qwen2", "F16"),
+    ("qwen", "qwen2-bias-tied", {}, "qwen2", "Q5_1"),
+    ("qwen", "qwen2-bias-tied", K_SHAPE, "qwen2", "Q6_K"),
+    ("qwen", "qwen3-qknorm", {}, "qwen3", "Q8_0"),         # head_dim unlike hidden / heads: from key_length
+    ("qwen", "qwen3-qknorm", {**K_SHAPE, "head_dim": 64}, "qwen3", "Q4_K"),
+    ("qwen", "qwen3-bias", {}, "qwen3", "Q4_0"),           # attention_bias found from the biases in the file
+    ("gemma", "gemma2-softcap", {}, "gemma2", "F16"),      # norms stored as 1 + w, soft-caps from metadata
+    ("gemma", "gemma2-softcap", {**K_SHAPE, "head_dim": 64}, "gemma2", "Q6_K"),
+    ("gemma", "gemma3-gguf", {}, "gemma3", "BF16"),
+    ("gemma", "gemma3-gguf", {**K_SHAPE, "head_dim": 64}, "gemma3", "Q4_K"),
+    ("gpt2", "gpt2-tiny", {}, "gpt2", "F16"),              # Conv1D weights stored transposed
+    ("gpt2", "gpt2-tiny", dict(hidden=256, heads=4), "gpt2", "Q6_K"),
 ]
+# llama.cpp's gemma3 files carry no layer pattern or local base: its graph fixes every 6th layer full and
+# the local base at 10000, and scales queries by head_dim^-0.5 (no query_pre_attn_scalar); a model made so.
+EXTRA_VARIANTS = {"gemma3-gguf": dict(model_type="gemma3", window=8, layers=6, pattern=6, pre_attn_scalar=None)}
 
 
-@pytest.mark.parametrize("family,variant,arch,qtype", CASES, ids=[f"{c[1]}-{c[3]}" for c in CASES])
-def test_gguf_of_each_family_matches_transformers(family, variant, arch, qtype, models_dir, session_store,
+def _make(family, variant, shape, models_dir):
+    from llmc import families
+
+    tiny = families.tiny_module(getattr(families, family))
+    spec = {**(tiny.VARIANTS[variant] if variant in tiny.VARIANTS else EXTRA_VARIANTS[variant]), **shape}
+    if family == "gemma" and "pre_attn_scalar" not in spec:
+        spec["pre_attn_scalar"] = None  # GGUF has no query_pre_attn_scalar: llama.cpp uses head_dim
+    tag = "-".join(f"{k}{v}" for k, v in sorted(shape.items()))
+    return tiny.make(models_dir / f"gguf-{variant}{tag}", **spec)
+
+
+@pytest.mark.parametrize("family,variant,shape,arch,qtype", CASES,
+                         ids=[f"{c[1]}-{c[4]}" + ("-k-shape" if c[2] else "") for c in CASES])
+def test_gguf_of_each_family_matches_transformers(family, variant, shape, arch, qtype, models_dir, session_store,
                                                   tmp_path_factory):
     """transformers runs the float values the file holds (quantized and dequantized by the gguf package
     in the test), in the Hugging Face layout; llmc reads the GGUF itself."""
-    from llmc import families
     from llmc.families.tiny import write_gguf
 
-    tiny = families.tiny_module(getattr(families, family))
-    model_dir = tiny.make(models_dir / f"gguf-{variant}", **tiny.VARIANTS[variant])
+    model_dir = _make(family, variant, shape, models_dir)
     where = tmp_path_factory.mktemp(f"gguf-{variant}-{qtype}")
     held = write_gguf(model_dir, where / "model.gguf", arch, qtype)
     folder = build(where / "model.gguf", "q0f32", where / "out", session_store)
@@ -50,22 +74,3 @@ def test_transformers_own_reading_of_a_qwen2_gguf_agrees(models_dir, session_sto
     greedy, ref = hf_greedy(theirs, PROMPT, 8)
     ours = run_teacher_forced(library(folder), PROMPT, greedy)
     assert max(rel_error(a, b) for a, b in zip(ours, ref)) <= 1e-4
-
-
-def test_a_gpt2_gguf_is_refused_by_name(tmp_path, capsys):
-    import gguf
-
-    from llmc import cli
-
-    writer = gguf.GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")
-    writer.add_block_count(1)
-    writer.add_tensor("token_embd.weight", np.zeros((8, 4), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    code = cli.run(["convert_weight", str(tmp_path / "gpt2.gguf"), "--quantization", "q0f32", "-o",
-                    str(tmp_path / "out"), "--store", str(tmp_path / "store")])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "gpt2 GGUF files is not supported yet" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "out").exists()

@@ -53,11 +53,13 @@ def spread(model) -> None:
 
 
 def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") -> dict:
-    """The tiny Hugging Face model in hf_dir written as llama.cpp writes a GGUF of a llama-like family
-    (llama, mistral, qwen2, qwen3): its names, metadata, q/k permutation where llama.cpp applies one,
-    byte-level BPE tokenizer metadata; 2-D weights in tensor_type (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-    Q5_1: what the gguf package can quantize), norms and biases in F32. Returns the float state as the
-    file holds it (each weight quantized and dequantized again), Hugging Face names."""
+    """The tiny Hugging Face model in hf_dir written as llama.cpp writes a GGUF of its family: llama.cpp's
+    names and metadata, its q/k permutation and stored-value changes (gemma's 1 + w norms, GPT-2's
+    transposed Conv1D) where it applies them, byte-level BPE tokenizer metadata; 2-D weights in
+    tensor_type (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 by the gguf package; Q4_K and Q6_K by the encoders
+    below, a weight whose rows are not whole 256-blocks falling back to Q8_0 as llama.cpp falls back),
+    norms and biases in F32. Returns the float state as the file holds it (each weight quantized and
+    dequantized again), Hugging Face names and layout."""
     import json
 
     import gguf
@@ -72,34 +74,27 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") ->
     state = {}
     for f in sorted(hf_dir.glob("*.safetensors")):
         state.update(load_file(f))
-    heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
     writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_block_count(cfg["num_hidden_layers"])
-    writer.add_context_length(cfg["max_position_embeddings"])
-    writer.add_embedding_length(cfg["hidden_size"])
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
-    rope = cfg.get("rope_parameters") or {}
-    writer.add_rope_freq_base(float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0))))
+    _gguf_metadata(writer, cfg, arch)
     _gguf_tokenizer(writer, hf_dir)
-    names = {hf: gguf_name for gguf_name, hf in _expand(family.GGUF_NAMES, cfg["num_hidden_layers"]).items()}
+    layers = cfg.get("num_hidden_layers", cfg.get("n_layer"))
+    names = {hf: gguf_name for gguf_name, hf in _expand(family.GGUF_NAMES, layers).items()}
     permuted = family.gguf_unpermute(families.model_config(cfg, families.ALIASES[arch]))
+    to_file = getattr(family, "gguf_from_hf", lambda name, w: w)
+    to_hf = getattr(family, "gguf_to_hf", lambda name, w: w)
     held = {}
-    qtype = getattr(gguf.GGMLQuantizationType, tensor_type)
     for name, w in state.items():
-        if name == "lm_head.weight" and cfg.get("tie_word_embeddings"):
+        if name == "lm_head.weight" and cfg.get("tie_word_embeddings", True) or name not in names:
             continue
-        w = np.asarray(w, np.float32)
+        w = to_file(name, np.asarray(w, np.float32))
         if name in permuted:
             n = permuted[name]
             w = w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-        if w.ndim == 2:
-            data = quantize(w, qtype)
+        if w.ndim == 2 and "position" not in names[name]:
+            qtype = getattr(gguf.GGMLQuantizationType, tensor_type)
+            if tensor_type in K_ENCODERS and w.shape[1] % 256:
+                qtype = gguf.GGMLQuantizationType.Q8_0
+            data = K_ENCODERS[tensor_type](w) if qtype.name in K_ENCODERS else quantize(w, qtype)
             writer.add_tensor(names[name], data, raw_shape=data.shape, raw_dtype=qtype)
             back = dequantize(data, qtype).reshape(w.shape)
         else:
@@ -108,12 +103,100 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") ->
         if name in permuted:  # the file's values in Hugging Face's order
             n = permuted[name]
             back = back.reshape(n, back.shape[0] // n // 2, 2, *back.shape[1:]).swapaxes(1, 2).reshape(back.shape)
-        held[name] = back
+        held[name] = to_hf(name, back)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return held
+
+
+def _gguf_metadata(writer, cfg: dict, arch: str) -> None:
+    """The hyperparameters llama.cpp's converter writes for this architecture."""
+    import gguf
+
+    def first(*keys, default=None):
+        return next((cfg[k] for k in keys if cfg.get(k) is not None), default)
+
+    hidden, heads = first("hidden_size", "n_embd"), first("num_attention_heads", "n_head")
+    writer.add_block_count(first("num_hidden_layers", "n_layer"))
+    writer.add_context_length(first("max_position_embeddings", "n_positions"))
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(first("intermediate_size", "n_inner", default=4 * hidden))
+    writer.add_head_count(heads)
+    if arch == "gpt2":
+        writer.add_layer_norm_eps(cfg.get("layer_norm_epsilon", 1e-5))
+        return
+    head_dim = cfg.get("head_dim") or hidden // heads
+    writer.add_head_count_kv(cfg.get("num_key_value_heads", heads))
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
+    rope = cfg.get("rope_parameters") or {}
+    rope = rope.get("full_attention", rope)
+    writer.add_rope_freq_base(float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0))))
+    if arch.startswith("gemma"):
+        writer.add_sliding_window(cfg["sliding_window"])
+    if arch == "gemma2":
+        writer.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+        writer.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+    if rope.get("rope_type") == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(rope["factor"])
+
+
+def _k_blocks(w):
+    import numpy as np
+
+    return np.asarray(w, np.float32).reshape(-1, 256)
+
+
+def encode_q4_k(w):
+    """llama.cpp's Q4_K blocks (256 values: 8 sub-blocks of 32, 6-bit scales and mins, 4-bit codes) for w,
+    by a plain min/max rule: the inverse of gguf.quants.Q4_K's dequantization."""
+    import numpy as np
+
+    x = _k_blocks(w).reshape(-1, 8, 32)
+    lo = np.minimum(x.min(-1), 0)
+    step = (x.max(-1) - lo) / 15
+    d = (step.max(-1) / 63).astype(np.float16)
+    dmin = (-lo.min(-1) / 63).astype(np.float16)
+    sc = np.clip(np.round(step / np.maximum(d.astype(np.float32), 1e-30)[:, None]), 0, 63).astype(np.uint8)
+    mn = np.clip(np.round(-lo / np.maximum(dmin.astype(np.float32), 1e-30)[:, None]), 0, 63).astype(np.uint8)
+    unit = d.astype(np.float32)[:, None] * sc
+    offset = dmin.astype(np.float32)[:, None] * mn
+    q = np.clip(np.round((x + offset[..., None]) / np.maximum(unit, 1e-30)[..., None]), 0, 15).astype(np.uint8)
+    scales = np.concatenate([(sc[:, :4] & 63) | ((sc[:, 4:] >> 4) << 6), (mn[:, :4] & 63) | ((mn[:, 4:] >> 4) << 6),
+                             (sc[:, 4:] & 15) | ((mn[:, 4:] & 15) << 4)], axis=1)
+    qs = (q[:, 0::2] | (q[:, 1::2] << 4)).reshape(len(x), 128)
+    blocks = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2), scales, qs], axis=1)
+    return blocks.reshape(np.asarray(w).shape[0], -1)
+
+
+def encode_q6_k(w):
+    """llama.cpp's Q6_K blocks (256 values: 16 sub-blocks of 16, int8 scales, 6-bit codes) for w: the
+    inverse of gguf.quants.Q6_K's dequantization."""
+    import numpy as np
+
+    x = _k_blocks(w).reshape(-1, 16, 16)
+    step = np.abs(x).max(-1) / 31
+    d = (step.max(-1) / 127).astype(np.float16)
+    sc = np.clip(np.round(step / np.maximum(d.astype(np.float32), 1e-30)[:, None]), -128, 127).astype(np.int8)
+    unit = d.astype(np.float32)[:, None] * sc
+    q = (np.clip(np.round(x / np.maximum(unit, 1e-30)[..., None]), -32, 31) + 32).astype(np.uint8).reshape(-1, 8, 32)
+    ql = np.empty((len(q), 2, 2, 32), np.uint8)
+    qh = np.zeros((len(q), 2, 32), np.uint8)
+    for h in range(2):
+        for k in range(2):
+            ql[:, h, k] = (q[:, h * 4 + k] & 15) | ((q[:, h * 4 + 2 + k] & 15) << 4)
+        for j in range(4):
+            qh[:, h] |= ((q[:, h * 4 + j] >> 4) & 3) << (2 * j)
+    blocks = np.concatenate([ql.reshape(-1, 128), qh.reshape(-1, 64), sc.view(np.uint8),
+                             d.view(np.uint8).reshape(-1, 2)], axis=1)
+    return blocks.reshape(np.asarray(w).shape[0], -1)
+
+
+K_ENCODERS = {"Q4_K": encode_q4_k, "Q6_K": encode_q6_k}
 
 
 def _expand(names: dict[str, str], layers: int) -> dict[str, str]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from llmc.errors import UserError
 from llmc.families import ALIASES, architecture
+from llmc.families.base import num_layers
 
 # What people download, and what the gguf package dequantizes (i-quants and ternary types it does not).
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
@@ -60,7 +61,7 @@ def hf_config(reader, path: Path) -> tuple[str, dict]:
     arch = meta["general.architecture"]
     hf = architecture(model_type).gguf_config(meta, arch)
     hf["model_type"] = model_type
-    hf["tie_word_embeddings"] = not any(t.name == "output.weight" for t in reader.tensors)
+    hf.setdefault("tie_word_embeddings", not any(t.name == "output.weight" for t in reader.tensors))
     if any(t.name == "blk.0.attn_output.bias" for t in reader.tensors):
         hf["attention_bias"] = True  # llama.cpp writes the biases a checkpoint has (qwen3's attention_bias)
     for key, name in (("bos_token_id", "tokenizer.ggml.bos_token_id"),
@@ -78,7 +79,7 @@ def name_map(model_type: str, cfg: dict) -> dict[str, str]:
     out = {}
     for pattern, hf in arch.GGUF_NAMES.items():
         if "{i}" in pattern:
-            for i in range(cfg["num_hidden_layers"]):
+            for i in range(num_layers(cfg)):
                 out[pattern.format(i=i)] = hf.format(i=i)
         else:
             out[pattern] = hf
@@ -109,8 +110,13 @@ class GGUFReader:
             self.tensors[names[t.name]] = t
 
     def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
-        return {n: (tuple(int(d) for d in reversed(t.shape)), t.tensor_type.name)
+        return {n: (self._hf_shape(n, tuple(int(d) for d in reversed(t.shape))), t.tensor_type.name)
                 for n, t in self.tensors.items()}
+
+    def _hf_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.to_hf is None:
+            return shape
+        return self.to_hf(name, np.empty(shape, np.float32)).shape  # never written: pages stay untouched
 
     def get(self, name: str) -> np.ndarray:
         import gguf

@@ -15,7 +15,8 @@ VARIANTS = {
 
 
 def make(path: Path, *, model_type="gemma2", window=8, layers=2, heads=4, kv_heads=2, hidden=64, head_dim=32,
-         inter=128, vocab=320, ctx=128, tied=True, pattern=2, rope_scaling=None, seed=0) -> Path:
+         inter=128, vocab=320, ctx=128, tied=True, pattern=2, rope_scaling=None, pre_attn_scalar=24,
+         seed=0) -> Path:
     import torch
     from transformers import Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -23,7 +24,7 @@ def make(path: Path, *, model_type="gemma2", window=8, layers=2, heads=4, kv_hea
     common = dict(hidden_size=hidden, intermediate_size=inter, num_attention_heads=heads,
                   num_key_value_heads=kv_heads, head_dim=head_dim, num_hidden_layers=layers, vocab_size=vocab,
                   max_position_embeddings=ctx, tie_word_embeddings=tied, sliding_window=window,
-                  query_pre_attn_scalar=24, pad_token_id=0, bos_token_id=3, eos_token_id=2)
+                  query_pre_attn_scalar=pre_attn_scalar or head_dim, pad_token_id=0, bos_token_id=3, eos_token_id=2)
     kinds = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
     if model_type == "gemma3":
         rope = {"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
