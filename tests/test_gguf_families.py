@@ -22,6 +22,7 @@ CASES = [  # (family, tiny variant, shape overrides, GGUF architecture, tensor t
     ("gemma", "gemma3-gguf", {}, "gemma3", "BF16"),
     ("gemma", "gemma3-gguf", {**K_SHAPE, "head_dim": 64}, "gemma3", "Q4_K"),
     ("gpt2", "gpt2-tiny", {}, "gpt2", "F16"),              # Conv1D weights stored transposed
+    ("phi3", "phi3-plain-gqa", {}, "phi3", "Q8_0"),        # qkv and gate_up stored fused
     ("gpt2", "gpt2-tiny", dict(hidden=256, heads=4), "gpt2", "Q6_K"),
 ]
 # llama.cpp's gemma3 files carry no layer pattern or local base: its graph fixes every 6th layer full and

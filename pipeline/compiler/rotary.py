@@ -7,20 +7,29 @@ from tvm import te, tirx
 from tvm.relax.frontend import nn
 
 
-def apply(x: nn.Tensor, positions: nn.Tensor, inv_freq: np.ndarray) -> nn.Tensor:
-    """x [b, t, heads, d] rotated as transformers' rotate_half form: x·cos + rotate_half(x)·sin, the angle of
-    dimension i at position p being p·inv_freq[i mod d/2] in float32. positions [b·t] (the cache's)."""
+def apply(x: nn.Tensor, positions: nn.Tensor, inv_freq: np.ndarray, scale: float = 1.0) -> nn.Tensor:
+    """x [b, t, heads, d] rotated as transformers' rotate_half form: x·cos + rotate_half(x)·sin over the first
+    2·len(inv_freq) dimensions (the rest pass: partial rotary), the angle of dimension i at position p being
+    p·inv_freq[i mod len] in float32, cos and sin times scale (LongRoPE's attention factor).
+    positions [b·t] (the cache's)."""
     freqs = nn.Tensor.from_const(np.asarray(inv_freq, np.float32))
+    half = len(inv_freq)
+    factor = tirx.const(scale, "float32")
 
     def rotate(xt, pos, f):
         b, t, heads, d = xt.shape
-        half = d // 2
+        rot = 2 * half
 
         def at(i, j, h, k):
             angle = pos[i * t + j].astype("float32") * f[tirx.floormod(k, half)]
             partner = tirx.Select(k < half, -xt[i, j, h, tirx.min(k + half, d - 1)].astype("float32"),
                                   xt[i, j, h, tirx.max(k - half, 0)].astype("float32"))
-            value = xt[i, j, h, k].astype("float32") * tirx.cos(angle) + partner * tirx.sin(angle)
+            x_k = xt[i, j, h, k].astype("float32")
+            if scale != 1.0:
+                rotated = x_k * (tirx.cos(angle) * factor) + partner * (tirx.sin(angle) * factor)
+            else:
+                rotated = x_k * tirx.cos(angle) + partner * tirx.sin(angle)
+            value = rotated if rot == d else tirx.Select(k < rot, rotated, x_k)
             return value.astype(xt.dtype)
 
         return te.compute(xt.shape, at, name="rotary")

@@ -13,10 +13,10 @@ import importlib
 from types import ModuleType
 
 from llmc.errors import UserError
-from llmc.families import gemma, gpt2, gpt_neox, llama, qwen
+from llmc.families import gemma, gpt2, gpt_neox, llama, phi3, qwen
 from llmc.families.base import Param
 
-FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2, gemma)
+FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2, gemma, phi3)
 
 ARCHITECTURES: dict[str, ModuleType] = {t: f for f in FAMILIES for t in f.MODEL_TYPES}
 SUPPORTED = tuple(sorted(ARCHITECTURES))

@@ -1,0 +1,62 @@
+"""What a family cannot do yet says so by name, in one line, exit code 2 (no TVM: refused before lowering)."""
+import json
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from llmc import cli
+
+
+def _converted(family, variant, models_dir, tmp_path, capsys):
+    from llmc import families
+
+    tiny = families.tiny_module(getattr(families, family))
+    model = tiny.make(models_dir / f"limits-{variant}", **tiny.VARIANTS[variant])
+    store = str(tmp_path / "store")
+    for args in (["convert_weight", str(model), "--quantization", "q0f32", "-o", str(tmp_path / "out")],
+                 ["gen_config", str(model), "--quantization", "q0f32", "--conv-template", "chatml",
+                  "-o", str(tmp_path / "out")]):
+        assert cli.run([*args, "--store", store]) == 0
+    capsys.readouterr()
+    return tmp_path / "out", store
+
+
+def _one_line_error(code, capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_gemma_on_a_gpu_device_names_the_missing_kernels(models_dir, tmp_path, capsys):
+    folder, store = _converted("gemma", "gemma2-softcap", models_dir, tmp_path, capsys)
+    for device in ("cuda", "metal", "webgpu"):  # (vulkan is refused before: no SPIR-V code generator)
+        code = cli.run(["compile", str(folder), "--device", device, "-o", str(tmp_path / f"lib-{device}.so"),
+                        "--store", store])
+        err = _one_line_error(code, capsys)
+        assert "gemma2 compiles for the cpu device only" in err and "soft-capping" in err
+        assert not (tmp_path / f"lib-{device}.so").exists()
+
+
+def test_phi3_longrope_context_is_the_original_and_longer_is_refused(models_dir, tmp_path, capsys):
+    folder, store = _converted("phi3", "phi3-longrope-partial", models_dir, tmp_path, capsys)
+    chat = json.loads((folder / "mlc-chat-config.json").read_text())
+    assert chat["context_window_size"] == 64 and chat["model_config"]["max_position_embeddings"] == 256
+    scaling = chat["model_config"]["rope_scaling"]
+    assert scaling["rope_type"] == "longrope" and abs(scaling["attention_factor"] - 1.1547) < 1e-4
+    code = cli.run(["compile", str(folder), "--overrides", "context_window_size=128", "-o",
+                    str(tmp_path / "lib.so"), "--store", store])
+    err = _one_line_error(code, capsys)
+    assert "beyond original_max_position_embeddings (64)" in err and "context_window_size <= 64" in err
+
+
+def test_a_multimodal_gemma3_checkpoint_is_refused_by_name(tmp_path, capsys):
+    config = {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+              "text_config": {"hidden_size": 64}, "vision_config": {}}
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    save_file({"language_model.model.embed_tokens.weight": np.zeros((8, 64), np.float32)},
+              str(tmp_path / "model" / "model.safetensors"))
+    code = cli.run(["convert_weight", str(tmp_path / "model"), "--quantization", "q0f32", "-o",
+                    str(tmp_path / "out"), "--store", str(tmp_path / "store")])
+    assert "Gemma3ForConditionalGeneration" in _one_line_error(code, capsys)
+    assert not (tmp_path / "out").exists()
