@@ -26,7 +26,7 @@ TOLERANCE = 1e-4
 
 
 def unfuse(name: str, w: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
-    if "n_embd" in cfg:  # gpt2 keeps c_attn fused in Hugging Face's checkpoint too
+    if "n_embd" in cfg or "partial_rotary_factor" in cfg:  # gpt2 and phi3 checkpoints are fused too
         return {name: w}
     hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     for fused in ("qkv_proj.weight", "c_attn.weight", "c_attn.bias"):  # llama's and qwen's names
@@ -107,6 +107,8 @@ def test_quantized_library_matches_dequantized_transformers(quant, tiny_llama, s
     ("qwen", "qwen3-qknorm", "q4f16_1"), ("qwen", "qwen2-bias-tied", "q3f16_1"), ("qwen", "qwen3-bias", "q4f16_1"),
     ("gpt_neox", "neox-parallel", "q4f16_1"),  # biases stored float16, added in float32
     ("gpt2", "gpt2-layer-scaled", "q4f16_1"),
+    ("gemma", "gemma2-softcap", "q3f16_1"), ("gemma", "gemma3-untied-gqa", "q4f16_1"),
+    ("phi3", "phi3-longrope-partial", "q4f32_1"),
 ])
 def test_other_families_quantized_match_dequantized_transformers(family, variant, quant, models_dir, session_store,
                                                                  tmp_path_factory):
