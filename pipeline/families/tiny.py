@@ -135,8 +135,8 @@ def _gguf_metadata(writer, cfg: dict, arch: str) -> None:
     rope = cfg.get("rope_parameters") or {}
     rope = rope.get("full_attention", rope)
     writer.add_rope_freq_base(float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0))))
-    if arch.startswith("gemma"):
-        writer.add_sliding_window(cfg["sliding_window"])
+    if cfg.get("sliding_window") and (arch.startswith("gemma") or cfg.get("model_type") == "mistral"):
+        writer.add_sliding_window(cfg["sliding_window"])  # llama.attention.sliding_window: a mistral
     if arch == "gemma2":
         writer.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
         writer.add_final_logit_softcapping(cfg["final_logit_softcapping"])
