@@ -43,8 +43,9 @@ ROWS = [
 def reference_state(folder: Path, quant: str, cfg: dict) -> dict:
     bits, group, layout = SCHEMES[quant] if quant in SCHEMES else (None, None, None)
     if bits is None:
-        return {n: w for k, v in read_params(folder).items() for n, w in unfuse(k, v.astype(np.float32), cfg).items()}
-    state = dequantized_state(folder, bits, group, layout, cfg)
+        state = {n: w for k, v in read_params(folder).items() for n, w in unfuse(k, v.astype(np.float32), cfg).items()}
+    else:
+        state = dequantized_state(folder, bits, group, layout, cfg)
     if "embed_out.weight" in state:
         state["lm_head.weight"] = state.pop("embed_out.weight")
     for name in [n for n in state if n.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")) and "n_embd" in cfg]:
