@@ -58,3 +58,19 @@ def test_architecture_q0f32_matches_transformers(name, variant_model, session_st
     # A prefill chunk of 8 splits the 24-token prompt; the mistral window (16) is shorter than it.
     folder = build(model, "q0f32", tmp_path_factory.mktemp(name) / "out", session_store, prefill_chunk_size=8)
     check_against_transformers(folder, hf_model(model), 1e-4)
+
+
+def test_phi3_crossing_longrope_original_length_in_decode_matches_transformers(variant_model, session_store,
+                                                                                tmp_path_factory):
+    """A 12-token prompt under an original length of 16 decodes past it: transformers then rotates every
+    position with the long factors (its generate drops the cache), and llmc's runtime runs the sequence
+    again with the library's *_long functions; before that both use the short factors."""
+    model = variant_model("phi3-longrope-past-original")
+    folder = build(model, "q0f32", tmp_path_factory.mktemp("phi3-crossing") / "out", session_store,
+                   prefill_chunk_size=8)
+    prompt = PROMPT[:12]
+    greedy, ref = hf_greedy(hf_model(model), prompt, DECODE_STEPS)
+    ours = run_teacher_forced(library(folder), prompt, greedy)
+    for step, (a, b) in enumerate(zip(ours, ref)):
+        assert rel_error(a, b) <= 1e-4, f"step {step} (length {len(prompt) + step}): {rel_error(a, b):.2e}"
+        assert int(np.argmax(a)) == int(np.argmax(b))

@@ -37,16 +37,13 @@ def test_gemma_on_a_gpu_device_names_the_missing_kernels(models_dir, tmp_path, c
         assert not (tmp_path / f"lib-{device}.so").exists()
 
 
-def test_phi3_longrope_context_is_the_original_and_longer_is_refused(models_dir, tmp_path, capsys):
-    folder, store = _converted("phi3", "phi3-longrope-partial", models_dir, tmp_path, capsys)
+def test_phi3_longrope_config_keeps_both_factor_sets_and_the_full_context(models_dir, tmp_path, capsys):
+    folder, _ = _converted("phi3", "phi3-longrope-partial", models_dir, tmp_path, capsys)
     chat = json.loads((folder / "mlc-chat-config.json").read_text())
-    assert chat["context_window_size"] == 64 and chat["model_config"]["max_position_embeddings"] == 256
+    assert chat["context_window_size"] == 256 and chat["model_config"]["original_max_position_embeddings"] == 64
     scaling = chat["model_config"]["rope_scaling"]
     assert scaling["rope_type"] == "longrope" and abs(scaling["attention_factor"] - 1.1547) < 1e-4
-    code = cli.run(["compile", str(folder), "--overrides", "context_window_size=128", "-o",
-                    str(tmp_path / "lib.so"), "--store", store])
-    err = _one_line_error(code, capsys)
-    assert "beyond original_max_position_embeddings (64)" in err and "context_window_size <= 64" in err
+    assert len(scaling["short_factor"]) == len(scaling["long_factor"]) == 6
 
 
 def test_a_multimodal_gemma3_checkpoint_is_refused_by_name(tmp_path, capsys):

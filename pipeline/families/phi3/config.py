@@ -1,16 +1,18 @@
 """MLC's model_config for phi3 (its Phi3Config fields), from a Hugging Face config.json.
 
 LongRoPE: transformers rotates every position of a sequence with the short factors while the sequence is
-at most original_max_position_embeddings long, and with the long factors (for all positions, the cached
-ones recomputed) once it is longer. A paged KV cache holds rotated keys, so llmc builds phi3 libraries
-with a context of at most original_max_position_embeddings, where the short factors are exact; a longer
-context is refused by name until the cache can re-rotate its keys.
+at most original_max_position_embeddings long, and with the long factors (every position, the cached ones
+recomputed: its generate drops the cache when a sequence crosses the length) once it is longer. A paged
+cache holds rotated keys, so a library exports the functions twice (nn.py): MLC's names switch factors by
+position (a token at or past the original length takes the long ones, as MLC's runtimes expect), and
+`*_long` variants take the long factors everywhere; llmc's runtime (runtime/library.py) runs a sequence
+with the short ones until it would pass the original length, then prefills it again with `*_long`.
 """
 from __future__ import annotations
 
 import math
 
-from llmc.errors import NotAvailable, UserError
+from llmc.errors import UserError
 from llmc.families.base import MAX_CONTEXT, context_window, flag, integer, number, positive, real, require, rope_parameters
 
 
@@ -65,6 +67,8 @@ def _longrope(rope: dict, hf: dict, cfg: dict) -> dict:
     short = rope.get("short_factor")
     if not isinstance(short, list) or len(short) != rotary_dim(cfg) // 2:
         raise UserError(f"phi3 LongRoPE short_factor must list {rotary_dim(cfg) // 2} numbers")
+    if not isinstance(rope.get("long_factor", short), list) or len(rope.get("long_factor", short)) != len(short):
+        raise UserError(f"phi3 LongRoPE long_factor must list {len(short)} numbers")
     factor = rope.get("factor") or cfg["max_position_embeddings"] / original
     attention = rope.get("attention_factor")
     if attention is None:
@@ -72,28 +76,15 @@ def _longrope(rope: dict, hf: dict, cfg: dict) -> dict:
     scaling = {"rope_type": "longrope", "short_factor": [float(x) for x in short],
                "long_factor": [float(x) for x in rope.get("long_factor") or short],
                "attention_factor": float(attention), "original_max_position_embeddings": original}
-    return {"rope_scaling": scaling, "original_max_position_embeddings": original,
-            "context_window_size": min(cfg["context_window_size"], original)}
+    return {"rope_scaling": scaling, "original_max_position_embeddings": original}
 
 
 def rotary_dim(cfg: dict) -> int:
     return int(cfg["head_dim"] * cfg["partial_rotary_factor"])
 
 
-def check_context(cfg: dict) -> None:
-    """A library's context must stay where the short factors are exact (see the module docstring)."""
-    scaling = cfg.get("rope_scaling")
-    if not scaling:
-        return
-    original, ctx = scaling["original_max_position_embeddings"], cfg["context_window_size"]
-    if ctx == -1 or ctx > original:
-        raise NotAvailable(f"phi3 LongRoPE beyond original_max_position_embeddings ({original}) switches every "
-                           "cached key to the long factors, which llmc's KV cache cannot re-rotate yet: use "
-                           f"context_window_size <= {original}")
-
-
-def inverse_frequencies(cfg: dict):
-    """transformers' inv_freq (float32): 1 / (short_factor · base^(2i/dim)) under LongRoPE."""
+def inverse_frequencies(cfg: dict, factors: str = "short_factor"):
+    """transformers' inv_freq (float32): 1 / (factor · base^(2i/dim)) under LongRoPE (short or long factors)."""
     import numpy as np
 
     dim = rotary_dim(cfg)
@@ -101,5 +92,5 @@ def inverse_frequencies(cfg: dict):
     powers = np.power(np.float32(cfg["position_embedding_base"]), exponents, dtype=np.float32)
     scaling = cfg.get("rope_scaling")
     if scaling:
-        powers = np.asarray(scaling["short_factor"], np.float32) * powers
+        powers = np.asarray(scaling[factors], np.float32) * powers
     return (np.float32(1.0) / powers).astype(np.float32)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from llmc.families.base import Param
-from llmc.families.phi3.config import check_context
 
 
 def params(cfg: dict) -> list[Param]:
-    check_context(cfg)  # compile resolves the context into cfg and asks for the spec: the one place to refuse
     h, hd = cfg["hidden_size"], cfg["head_dim"]
     q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
     out = [Param("model.embed_tokens.weight", (cfg["vocab_size"], h), "embedding", ("model.embed_tokens.weight",))]

@@ -5,10 +5,12 @@ from pathlib import Path
 
 from llmc.families.tiny import make_tokenizer, spread
 
-# LongRoPE with random short factors and a partial rotary of 3/4 at a context of 64 (original 64 of 256:
-# attention factor sqrt(1 + ln 4 / ln 64)); a plain phi3 with GQA and an untied head.
+# LongRoPE with random factors and a partial rotary of 3/4: an original length of 64 (of 256: attention
+# factor sqrt(1 + ln 4 / ln 64)) that the parity prompt stays under (short factors), and one of 16 that it
+# passes (long factors everywhere); a plain phi3 with GQA and an untied head.
 VARIANTS = {
     "phi3-longrope-partial": dict(longrope=True, partial=0.75),
+    "phi3-longrope-past-original": dict(longrope=True, partial=0.75, original=16),
     "phi3-plain-gqa": dict(kv_heads=2),
 }
 
