@@ -97,6 +97,22 @@ def kv_cache_tokens(metadata: dict, context_window: int | None, sequences: int) 
     return max(min(want, cap), floor) // KV_PAGE * KV_PAGE
 
 
+def _jinja(model_dir: Path, conv: dict) -> dict | None:
+    """The model's own chat template, when gen_config found no conversation template like it."""
+    from llmc.chat.templates import JINJA, JINJA_FILE
+
+    if conv.get("name") != JINJA:
+        return None
+    tok = model_dir / "tokenizer_config.json"
+    config = json.loads(tok.read_text()) if tok.is_file() else {}
+
+    def text(token):
+        return token.get("content", "") if isinstance(token, dict) else token or ""
+
+    return {"template": (model_dir / JINJA_FILE).read_text(), "bos_token": text(config.get("bos_token")),
+            "eos_token": text(config.get("eos_token"))}
+
+
 class MLCEngine:
     def __init__(self, model: str | Path, model_lib: str | Path | None = None, device: str = "cpu",
                  max_num_sequence: int = 4, max_total_sequence_length: int | None = None, store=None):
@@ -115,6 +131,7 @@ class MLCEngine:
         self.active_vocab = int(self.config.get("active_vocab_size") or self.lib.metadata.get("active_vocab_size")
                                 or 1 << 31)
         self.conv = self.config["conv_template"]
+        self.jinja = _jinja(self.model_dir, self.conv)
         window = int(self.config.get("context_window_size", -1))
         self.context_window = window if window > 0 else None
         total = max_total_sequence_length or kv_cache_tokens(self.lib.metadata, self.context_window,
@@ -352,7 +369,7 @@ class _ChatCompletions:
         conversation = _messages_to_conversation(messages)
         if top_logprobs is not None and (not logprobs or not 0 <= top_logprobs <= MAX_TOP_LOGPROBS):
             raise p.BadRequestError("top_logprobs", f"needs logprobs=True and a value in [0, {MAX_TOP_LOGPROBS}]")
-        prompt = prompt_ids(e.conv, conversation, e.tokenizer.encode)
+        prompt = prompt_ids(e.conv, conversation, e.tokenizer.encode, e.jinja)
         params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
         req = e.request(prompt, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
                         logprobs=(top_logprobs or 0) if logprobs else None, params=params, prompt_param="messages")

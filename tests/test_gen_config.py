@@ -319,3 +319,33 @@ def test_output_that_is_a_file(tiny_llama, tmp_path):
              str(tmp_path / "out"), "--store", str(tmp_path / "store"))
     assert r.returncode == 2 and "not a folder" in r.stderr
     assert (tmp_path / "out").read_text() == "x"
+
+
+def test_a_chat_template_like_no_registry_one_renders_through_jinja(tiny_llama, tmp_path):
+    """No failure for an unknown template: the closest one's fields for MLC's runtimes, and the model's own
+    Jinja template (chat_template.jinja) for llmc's engine, which renders it as transformers does."""
+    import shutil
+
+    from llmc.commands.gen_config import generate_config as gen
+    from llmc.runtime.engine import _jinja
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama, model)
+    odd = ("{% for m in messages %}{{ '### ' + m['role'] | upper + ' ###\\n' + m['content'] + '\\n' }}{% endfor %}"
+           "{% if add_generation_prompt %}{{ '### ASSISTANT ###\\n' }}{% endif %}")
+    tok = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps({**tok, "chat_template": odd}))
+    result = gen(str(model), "q0f32", "auto", tmp_path / "out", Store(tmp_path / "store").ensure())
+    out = tmp_path / "out"
+    cfg = json.loads((out / "mlc-chat-config.json").read_text())
+    assert cfg["conv_template"]["name"] == conversation.JINJA
+    assert (out / conversation.JINJA_FILE).read_text() == odd
+    assert any("renders the model's own template" in w for w in result.messages)
+    from tokenizers import Tokenizer
+
+    encode = lambda text: Tokenizer.from_file(str(out / "tokenizer.json")).encode(  # noqa: E731
+        text, add_special_tokens=False).ids
+    messages = [("system", "Be brief."), ("user", "Hi there")]
+    ids = conversation.prompt_ids(cfg["conv_template"], messages, encode, _jinja(out, cfg["conv_template"]))
+    assert ids == encode("### SYSTEM ###\nBe brief.\n### USER ###\nHi there\n### ASSISTANT ###\n")
+    assert _jinja(out, {"name": "chatml"}) is None  # a registry template renders as before

@@ -213,8 +213,18 @@ def strip_reasoning(content: str) -> str:
     return THINK_BLOCK.sub("", content, count=1)
 
 
-def prompt_ids(conv: dict, messages, encode) -> list[int]:
-    """Token ids of a rendered prompt: system_prefix_token_ids, then the encoded text."""
+# The name a conversation template gets when no registry template renders like the model's own Jinja
+# template: the closest one's fields stay (for MLC's runtimes), llmc's engine renders the Jinja template.
+JINJA = "model_jinja"
+JINJA_FILE = "chat_template.jinja"
+
+
+def prompt_ids(conv: dict, messages, encode, jinja: dict | None = None) -> list[int]:
+    """Token ids of a rendered prompt: system_prefix_token_ids, then the encoded text. A JINJA template
+    renders through jinja = {"template", "bos_token", "eos_token"} (the model folder's chat_template.jinja)."""
+    if conv.get("name") == JINJA and jinja:
+        return list(encode(render_jinja(jinja["template"], messages, jinja.get("bos_token", ""),
+                                        jinja.get("eos_token", ""))))
     return list(conv.get("system_prefix_token_ids") or []) + list(encode(render(conv, messages)))
 
 
@@ -246,13 +256,22 @@ def render_jinja(template: str, messages, bos_token: str = "", eos_token: str = 
 
 def detect(jinja_template: str, encode, bos_token: str = "", eos_token: str = "") -> str:
     """The registry template whose probe prompt tokenizes exactly like the Jinja template's."""
+    name, score = closest(jinja_template, encode, bos_token, eos_token)
+    if score < 1:
+        raise UserError(f"no conversation template renders like the model's chat template; the closest is "
+                        f"{name!r} ({score:.0%} of tokens alike): pass --conv-template explicitly")
+    return name
+
+
+def closest(jinja_template: str, encode, bos_token: str = "", eos_token: str = "") -> tuple[str, float]:
+    """(the registry template whose probe prompt tokenizes most like the Jinja template's, the share of
+    tokens alike: 1.0 for an exact match)."""
     want = list(encode(render_jinja(jinja_template, PROBE, bos_token, eos_token)))
     scores = {}
     for name in names():
         got = prompt_ids(TEMPLATES[name], PROBE, encode)
         if got == want:
-            return name
+            return name, 1.0
         scores[name] = difflib.SequenceMatcher(a=got, b=want, autojunk=False).ratio()
-    closest = max(scores, key=scores.get)
-    raise UserError(f"no conversation template renders like the model's chat template; the closest is "
-                    f"{closest!r} ({scores[closest]:.0%} of tokens alike): pass --conv-template explicitly")
+    best = max(scores, key=scores.get)
+    return best, min(scores[best], 0.999)

@@ -18,7 +18,7 @@ from llmc.families.base import MAX_CONTEXT
 from llmc.sources import hf_config as hfconfig
 
 NAME = "gen_config"
-VERSION = "4"
+VERSION = "5"
 TOOLS = ("python", "llmc", "tokenizers", "gguf")
 SIZES = ("context_window_size", "sliding_window_size", "prefill_chunk_size", "attention_sink_size",
          "tensor_parallel_shards", "max_batch_size")
@@ -48,8 +48,14 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         if chat_template is None or encode is None:
             raise UserError("--conv-template auto needs the model's chat template and tokenizer; none found: "
                             "pass --conv-template NAME")
-        conv_name = conversation.detect(chat_template, encode, special.get("bos", ""), special.get("eos", ""))
+        conv_name, alike = conversation.closest(chat_template, encode, special.get("bos", ""), special.get("eos", ""))
     conv = conversation.get(conv_name)
+    if options["conv_template"] == "auto" and alike < 1:
+        conv = {**conv, "name": conversation.JINJA}
+        (out_dir / conversation.JINJA_FILE).write_text(chat_template)
+        warnings.append(f"no conversation template renders like the model's chat template (the closest, "
+                        f"{conv_name!r}, has {alike:.0%} of tokens alike): llmc's engine renders the model's own "
+                        f"template ({conversation.JINJA_FILE}); MLC's runtimes get {conv_name!r}'s fields")
 
     gen = {}
     if gguf_path is None and src is not None and (src / "generation_config.json").is_file():
