@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from llmc.families.base import Param
 from llmc.families.llama.params import hf_shapes as llama_hf_shapes
-from llmc.families.llama.params import mlp_and_norms
+from llmc.families.llama.params import dims, embedding, head, mlp_and_norms
 
 FEEDFORWARD_NORMS = ("pre_feedforward_layernorm", "post_feedforward_layernorm")
 
 
 def params(cfg: dict) -> list[Param]:
-    h, hd = cfg["hidden_size"], cfg["head_dim"]
-    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
-    out = [Param("model.embed_tokens.weight", (cfg["vocab_size"], h), "embedding", ("model.embed_tokens.weight",))]
+    h, hd, q, kv, inter = dims(cfg)
+    out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
         attn = f"{p}.self_attn"
@@ -23,10 +22,7 @@ def params(cfg: dict) -> list[Param]:
             out += [Param(f"{attn}.{n}.weight", (hd,), "norm", (f"{attn}.{n}.weight",)) for n in ("q_norm", "k_norm")]
         out += mlp_and_norms(p, h, inter)
         out += [Param(f"{p}.{n}.weight", (h,), "norm", (f"{p}.{n}.weight",)) for n in FEEDFORWARD_NORMS]
-    out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
-    if not cfg["tie_word_embeddings"]:
-        out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
-    return out
+    return out + head(cfg)
 
 
 def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:

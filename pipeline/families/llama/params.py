@@ -4,10 +4,29 @@ from __future__ import annotations
 from llmc.families.base import Param
 
 
-def params(cfg: dict) -> list[Param]:
+def dims(cfg: dict) -> tuple[int, int, int, int, int]:
+    """(hidden, head_dim, q rows, k/v rows, intermediate) of a llama-like config."""
     h, hd = cfg["hidden_size"], cfg["head_dim"]
-    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
-    out = [Param("model.embed_tokens.weight", (cfg["vocab_size"], h), "embedding", ("model.embed_tokens.weight",))]
+    return h, hd, cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
+
+
+def embedding(cfg: dict) -> Param:
+    return Param("model.embed_tokens.weight", (cfg["vocab_size"], cfg["hidden_size"]), "embedding",
+                 ("model.embed_tokens.weight",))
+
+
+def head(cfg: dict) -> list[Param]:
+    """The final norm, and the output layer unless it is the embedding."""
+    h = cfg["hidden_size"]
+    out = [Param("model.norm.weight", (h,), "norm", ("model.norm.weight",))]
+    if not cfg["tie_word_embeddings"]:
+        out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
+    return out
+
+
+def params(cfg: dict) -> list[Param]:
+    h, hd, q, kv, inter = dims(cfg)
+    out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
         out += [
@@ -16,10 +35,7 @@ def params(cfg: dict) -> list[Param]:
             Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",)),
             *mlp_and_norms(p, h, inter),
         ]
-    out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
-    if not cfg["tie_word_embeddings"]:
-        out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
-    return out
+    return out + head(cfg)
 
 
 def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:
@@ -35,8 +51,7 @@ def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:
 
 def hf_shapes(cfg: dict, spec: list[Param] | None = None) -> dict[str, tuple[int, ...]]:
     """Shapes of the Hugging Face tensors that params() (or a kin family's spec) reads."""
-    h, hd = cfg["hidden_size"], cfg["head_dim"]
-    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
+    h, hd, q, kv, inter = dims(cfg)
     split = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "gate_proj": (inter, h),
              "up_proj": (inter, h)}
     shapes = {}

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from llmc.families.base import Param
-from llmc.families.llama.params import mlp_and_norms
+from llmc.families.llama.params import dims, embedding, head, mlp_and_norms
 from llmc.families.qwen.config import qk_norm, qkv_bias
 
 
 def params(cfg: dict) -> list[Param]:
-    h, hd = cfg["hidden_size"], cfg["head_dim"]
-    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
-    out = [Param("model.embed_tokens.weight", (cfg["vocab_size"], h), "embedding", ("model.embed_tokens.weight",))]
+    h, hd, q, kv, inter = dims(cfg)
+    out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
         attn = f"{p}.self_attn"
@@ -24,16 +23,12 @@ def params(cfg: dict) -> list[Param]:
             out += [Param(f"{attn}.q_norm.weight", (hd,), "norm", (f"{attn}.q_norm.weight",)),
                     Param(f"{attn}.k_norm.weight", (hd,), "norm", (f"{attn}.k_norm.weight",))]
         out += mlp_and_norms(p, h, inter)
-    out.append(Param("model.norm.weight", (h,), "norm", ("model.norm.weight",)))
-    if not cfg["tie_word_embeddings"]:
-        out.append(Param("lm_head.weight", (cfg["vocab_size"], h), "final_fc", ("lm_head.weight",)))
-    return out
+    return out + head(cfg)
 
 
 def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     """Shapes of the Hugging Face tensors that params() reads."""
-    h, hd = cfg["hidden_size"], cfg["head_dim"]
-    q, kv, inter = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd, cfg["intermediate_size"]
+    h, hd, q, kv, inter = dims(cfg)
     rows = {"q_proj": q, "k_proj": kv, "v_proj": kv, "gate_proj": inter, "up_proj": inter}
     shapes = {}
     for p in params(cfg):
