@@ -4,9 +4,11 @@
 For each preset (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-3-1B, Phi-3.5-mini shapes): random float16 weights
 written as a Hugging Face folder, converted to q4f16_1 (--quantization-mode mlc: the codes do not change
 the speed), compiled for this CPU at O2 and O3 from an empty store each (cold compile seconds), then
-prefill of 128 tokens and decode of 64 through the library. Table on stdout, JSON in bench-results/.
+prefill of 128 tokens and decode of 64 through the library. Next to it, llama.cpp (llama-bench, built
+from the sdist, see llamacpp.py) on the same weights written as a GGUF and quantized to Q4_0 by
+llama-quantize. Table on stdout, JSON in bench-results/.
 
-    python scripts/bench_families.py [--presets qwen2_5_0_5b,gemma3_1b]
+    python scripts/bench_families.py [--presets qwen2_5_0_5b,gemma3_1b] [--no-llamacpp]
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import ROOT, THREADS, time_library  # noqa: E402
 
 PRESETS = ("qwen2_5_0_5b", "qwen3_0_6b", "gemma3_1b", "phi3_5_mini")
+GGUF_ARCH = {"qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3"}
 PROMPT, GENERATE = 128, 64
 
 
@@ -44,9 +47,28 @@ def random_model(preset: str, path: Path) -> Path:
     return path
 
 
+def llamacpp_row(preset: str, model: Path, tmp: Path) -> dict:
+    """llama-bench on the same weights: written as llama.cpp writes the family's GGUF, then Q4_0."""
+    import llamacpp
+
+    from llmc.families.tiny import write_gguf
+
+    arch = GGUF_ARCH[json.loads((model / "config.json").read_text())["model_type"]]
+    f16 = tmp / f"{preset}.f16.gguf"
+    write_gguf(model, f16, arch, "F16")
+    q4 = llamacpp.quantized(f16, "Q4_0")
+    f16.unlink()
+    speeds = llamacpp.bench(q4, THREADS, [PROMPT], GENERATE, 3)
+    q4.unlink()
+    return {"preset": preset, "opt": "llama.cpp Q4_0", "convert_s": None, "compile_s": None,
+            "prefill_tok_s": round(sorted(speeds[f"pp{PROMPT}"])[1], 1),
+            "decode_tok_s": round(sorted(speeds[f"tg{GENERATE}"])[1], 2)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--no-llamacpp", action="store_true")
     args = ap.parse_args()
     from llmc.commands.compile import compile_model
     from llmc.commands.convert_weight import convert_weight
@@ -76,14 +98,17 @@ def main() -> int:
                              "compile_s": round(compile_s, 1), "prefill_tok_s": round(prefill, 1),
                              "decode_tok_s": round(decode, 2)})
                 print(rows[-1], file=sys.stderr, flush=True)
+            if not args.no_llamacpp:
+                rows.append(llamacpp_row(preset, model, tmp))
+                print(rows[-1], file=sys.stderr, flush=True)
             for p in model.iterdir():
                 p.unlink()
     print(f"q4f16_1, {THREADS} threads, prompt {PROMPT}, generate {GENERATE}, cold compiles")
     print("| shape | opt | convert s | compile s | prefill tok/s | decode tok/s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['opt']} | {r['convert_s']} | {r['compile_s']} | {r['prefill_tok_s']} | "
-              f"{r['decode_tok_s']} |")
+        cells = [r["preset"], r["opt"], r["convert_s"], r["compile_s"], r["prefill_tok_s"], r["decode_tok_s"]]
+        print("| " + " | ".join("—" if c is None else str(c) for c in cells) + " |")
     out = ROOT / "bench-results" / "bench_families.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"threads": THREADS, "rows": rows}, indent=1))
