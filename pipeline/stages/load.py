@@ -41,7 +41,8 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         if options["quantization_kind"] == "awq":
             raise UserError("q4f16_awq needs a pre-quantized AutoAWQ checkpoint (--source-format awq)")
         _check(models.architecture(model_type).hf_shapes(cfg), found, weights_dir)
-    _check_layers(num_layers(cfg), found, weights_dir)
+    prefix = cfg.get("weight_prefix", "")  # the text model inside a multimodal checkpoint
+    _check_layers(num_layers(cfg), {n: v for n, v in found.items() if n.startswith(prefix)}, weights_dir)
     record = {
         "model_type": model_type,
         "source_format": fmt,

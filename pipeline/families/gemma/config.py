@@ -2,7 +2,7 @@
 out: the kind of each layer and gemma3's two RoPE bases."""
 from __future__ import annotations
 
-from llmc.errors import NotAvailable, UserError
+from llmc.errors import UserError
 from llmc.families.base import MAX_CONTEXT, context_window, flag, integer, number, positive, real, require
 
 ACTIVATIONS = ("gelu_pytorch_tanh", "gelu_tanh", "gelu")  # transformers' gemma "gelu" is also the tanh form
@@ -11,8 +11,7 @@ LAYER_KINDS = ("sliding_attention", "full_attention")
 
 def normalize(hf: dict, model_type: str = "gemma2") -> dict:
     if "text_config" in hf:
-        raise NotAvailable("gemma3 multimodal checkpoints (Gemma3ForConditionalGeneration) are not read yet: "
-                           "convert a gemma3_text checkpoint (e.g. gemma-3-1b)")
+        return _text_part(hf, model_type)
     if flag(hf, "use_bidirectional_attention", False):
         raise UserError(f"{model_type} with use_bidirectional_attention (an embedding model) is not supported")
     if flag(hf, "attention_bias", False):
@@ -54,6 +53,20 @@ def normalize(hf: dict, model_type: str = "gemma2") -> dict:
     if cfg["query_pre_attn_scalar"] <= 0:
         raise UserError("config value query_pre_attn_scalar must be positive")
     return cfg
+
+
+def _text_part(hf: dict, model_type: str) -> dict:
+    """The language model of a Gemma3ForConditionalGeneration checkpoint (its tensors under
+    language_model.): the vision tower and projector are left out, as the library has no image input."""
+    text = hf["text_config"]
+    if not isinstance(text, dict) or model_type != "gemma3":
+        raise UserError("config value text_config must be a gemma3 text config object")
+    text = {**text, "model_type": "gemma3_text"}
+    text.setdefault("tie_word_embeddings", hf.get("tie_word_embeddings", True))
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if hf.get(key) is not None:
+            text.setdefault(key, hf[key])
+    return {**normalize(text, model_type), "weight_prefix": "language_model."}
 
 
 def _cap(hf: dict, name: str, default: float | None) -> float | None:

@@ -2,6 +2,8 @@
 layer, q_norm/k_norm for gemma3. Norm weights are stored as checkpoints hold them (w, used as 1 + w)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmc.families.base import Param
 from llmc.families.llama.params import hf_shapes as llama_hf_shapes
 from llmc.families.llama.params import dims, embedding, head, mlp_and_norms
@@ -22,7 +24,9 @@ def params(cfg: dict) -> list[Param]:
             out += [Param(f"{attn}.{n}.weight", (hd,), "norm", (f"{attn}.{n}.weight",)) for n in ("q_norm", "k_norm")]
         out += mlp_and_norms(p, h, inter)
         out += [Param(f"{p}.{n}.weight", (h,), "norm", (f"{p}.{n}.weight",)) for n in FEEDFORWARD_NORMS]
-    return out + head(cfg)
+    out += head(cfg)
+    prefix = cfg.get("weight_prefix", "")
+    return [replace(p, hf=tuple(prefix + n for n in p.hf)) for p in out] if prefix else out
 
 
 def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
