@@ -109,6 +109,11 @@ def main() -> int:
     for r in rows:
         cells = [r["preset"], r["opt"], r["convert_s"], r["compile_s"], r["prefill_tok_s"], r["decode_tok_s"]]
         print("| " + " | ".join("—" if c is None else str(c) for c in cells) + " |")
+    for r in rows:
+        peer = next((x for x in rows if x["preset"] == r["preset"] and x["opt"].startswith("llama.cpp")), None)
+        if peer and r is not peer:
+            print(f"{r['preset']} {r['opt']} / llama.cpp Q4_0: prefill {r['prefill_tok_s'] / peer['prefill_tok_s']:.2f}x, "
+                  f"decode {r['decode_tok_s'] / peer['decode_tok_s']:.2f}x")
     out = ROOT / "bench-results" / "bench_families.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"threads": THREADS, "rows": rows}, indent=1))
