@@ -55,7 +55,7 @@ def llamacpp_row(preset: str, model: Path, tmp: Path) -> dict:
 
     arch = GGUF_ARCH[json.loads((model / "config.json").read_text())["model_type"]]
     f16 = tmp / f"{preset}.f16.gguf"
-    write_gguf(model, f16, arch, "F16")
+    write_gguf(model, f16, arch, "F16", keep=False)
     q4 = llamacpp.quantized(f16, "Q4_0")
     f16.unlink()
     speeds = llamacpp.bench(q4, THREADS, [PROMPT], GENERATE, 3)

@@ -52,14 +52,14 @@ def spread(model) -> None:
                 p.uniform_(0.8, 1.2)
 
 
-def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") -> dict:
+def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16", keep: bool = True) -> dict:
     """The tiny Hugging Face model in hf_dir written as llama.cpp writes a GGUF of its family: llama.cpp's
     names and metadata, its q/k permutation and stored-value changes (gemma's 1 + w norms, GPT-2's
     transposed Conv1D) where it applies them, byte-level BPE tokenizer metadata; 2-D weights in
     tensor_type (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 by the gguf package; Q4_K and Q6_K by the encoders
     below, a weight whose rows are not whole 256-blocks falling back to Q8_0 as llama.cpp falls back),
     norms and biases in F32. Returns the float state as the file holds it (each weight quantized and
-    dequantized again), Hugging Face names and layout."""
+    dequantized again), Hugging Face names and layout; with keep=False nothing (a big model's benchmark)."""
     import json
 
     import gguf
@@ -83,7 +83,8 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") ->
     to_file = getattr(family, "gguf_from_hf", lambda name, w: w)
     to_hf = getattr(family, "gguf_to_hf", lambda name, w: w)
     held = {}
-    for name, w in state.items():
+    for name in list(state):
+        w = state.pop(name)  # a big model's benchmark holds each tensor once: source or written
         if name == "lm_head.weight" and cfg.get("tie_word_embeddings", True) or name not in names:
             continue
         w = to_file(name, np.asarray(w, np.float32))
@@ -96,10 +97,12 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16") ->
                 qtype = gguf.GGMLQuantizationType.Q8_0
             data = K_ENCODERS[tensor_type](w) if qtype.name in K_ENCODERS else quantize(w, qtype)
             writer.add_tensor(names[name], data, raw_shape=data.shape, raw_dtype=qtype)
-            back = dequantize(data, qtype).reshape(w.shape)
+            back = dequantize(data, qtype).reshape(w.shape) if keep else None
         else:
             writer.add_tensor(names[name], w)
             back = w
+        if not keep:
+            continue
         if name in permuted:  # the file's values in Hugging Face's order
             n = permuted[name]
             back = back.reshape(n, back.shape[0] // n // 2, 2, *back.shape[1:]).swapaxes(1, 2).reshape(back.shape)
