@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 from llmc import devices
 from llmc.runtime import protocol as p
 from llmc.runtime.library import ModelLibrary
+from llmc.runtime.scheduler import Scheduler
 from llmc.runtime.sampling import SamplingParams, apply_penalties, choose, log_softmax
 from llmc.runtime.text import Detokenizer, Tokenizer
 
@@ -139,13 +139,13 @@ class MLCEngine:
         self.max_total = total
         # the most one sequence can hold: the context window, or less when the cache is smaller
         self.max_sequence_tokens = min(self.context_window or total, total)
-        self._lock = threading.Lock()
         self._kv = self.lib.create_kv_cache(max_num_sequence, total)
         self.max_sequences = max_num_sequence
         self._free = list(range(max_num_sequence))
         self.stats = {"prefill_tokens": 0, "prefill_seconds": 0.0, "decode_tokens": 0, "decode_seconds": 0.0}
         self.chat = _Chat(self)
         self.completions = _Completions(self)
+        self.scheduler = Scheduler(self)
 
     def _jit(self, store) -> Path:
         from llmc.commands.compile import jit_library
@@ -211,53 +211,14 @@ class MLCEngine:
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, req: Request) -> Iterator[Event]:
-        """Events for every choice of a request, step by step; releases its KV pages at the end."""
-        with self._lock:
-            if len(self._free) < req.n:
-                raise p.BadRequestError("n", f"{req.n} sequences requested, {len(self._free)} free")
-            seq_ids = [self._free.pop() for _ in range(req.n)]
-        choices = [_Choice(i, s, self.tokenizer, np.random.default_rng(
-            None if req.seed is None else [req.seed, i])) for i, s in enumerate(seq_ids)]
-        try:
-            with self._lock:
-                self.lib.add_sequence(self._kv, seq_ids[0])
-                t0 = time.perf_counter()
-                if req.prompt_scores is None:
-                    logits = self.lib.prefill(self._kv, seq_ids[0], req.prompt)
-                else:
-                    logits = self.lib.prefill_every_position(self._kv, seq_ids[0], req.prompt,
-                                                             lambda start, rows: self._score(req, start, rows))
-                self._record("prefill", len(req.prompt), time.perf_counter() - t0)
-                for child in seq_ids[1:]:
-                    self.lib.fork_sequence(self._kv, seq_ids[0], child)
-            for c in choices:
-                c.logits = logits
-                if req.max_tokens == 0:
-                    c.finish_reason = "length"
-                    yield Event(c.index, finish_reason="length")
-            while True:
-                active = [c for c in choices if c.finish_reason is None]
-                if not active:
-                    return
-                for c in active:
-                    yield from self._step(c, req)
-                running = [c for c in active if c.finish_reason is None]
-                if running:
-                    with self._lock:
-                        t0 = time.perf_counter()
-                        out = self.lib.decode(self._kv, [c.seq_id for c in running],
-                                              [c.generated[-1] for c in running])
-                        self._record("decode", len(running), time.perf_counter() - t0)
-                    for c, row in zip(running, out):
-                        c.logits = row
-        finally:
-            with self._lock:
-                for s in seq_ids:
-                    try:
-                        self.lib.remove_sequence(self._kv, s)
-                    except Exception:  # noqa: BLE001 - never added (prefill failed): nothing to free
-                        pass
-                    self._free.append(s)
+        """Events for every choice of a request, as the scheduler produces them (it batches this request
+        with every other one); stopping early cancels the request and frees its KV pages."""
+        need = req.n * (len(req.prompt) + req.max_tokens + KV_PAGE)
+        return self.scheduler.events(self.scheduler.submit(req, need))
+
+    def new_choices(self, req: Request, seq_ids: list[int]) -> list[_Choice]:
+        return [_Choice(i, s, self.tokenizer, np.random.default_rng(None if req.seed is None else [req.seed, i]))
+                for i, s in enumerate(seq_ids)]
 
     def _score(self, req: Request, start: int, rows: np.ndarray) -> None:
         """Prompt tokens' logprobs from the logits after each position (the first token has none)."""

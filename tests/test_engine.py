@@ -151,7 +151,7 @@ def test_abandoned_stream_releases_its_sequence(engine):
     next(stream)
     assert len(engine._free) == free - 1
     stream.close()
-    assert len(engine._free) == free
+    assert engine.scheduler.idle() and len(engine._free) == free  # freed by the scheduler's next step
 
 
 @pytest.mark.parametrize("kwargs,param", [
@@ -268,3 +268,46 @@ def test_padded_vocabulary_rows_are_never_sampled(padded):
     reply = engine.completions.create(prompt=[5, 6, 7], max_tokens=40, temperature=2.0, seed=3, n=4)
     ids = [t for c in reply.choices for t in engine.tokenizer.encode(c.text)]
     assert ids and max(ids) < 300
+
+
+def _concurrently(calls):
+    """Run each call on its own thread (all started together); their results in order."""
+    import threading
+
+    results, start = [None] * len(calls), threading.Barrier(len(calls))
+
+    def run(i, call):
+        start.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_a_request_alone_and_inside_a_batch_of_eight_others_gives_the_same_tokens(folder):
+    """The scheduler decodes the running sequences of all requests together: greedy output must not
+    depend on what else is in the batch (prompts of other lengths, sampled neighbours, more than one
+    step of prefill chunks)."""
+    wide = MLCEngine(folder, model_lib=folder / "lib.so", max_num_sequence=9)
+
+    def ask(prompt, **kw):
+        return lambda: wide.completions.create(prompt=prompt, max_tokens=12, **kw)
+
+    alone = ask(PROMPT, temperature=0)().choices[0].text
+    others = [ask(list(range(3 + i, 40 + 9 * i)), temperature=1.0, seed=i) for i in range(8)]
+    replies = _concurrently([ask(PROMPT, temperature=0), *others])
+    assert replies[0].choices[0].text == alone
+    assert wide.stats["decode_tokens"] > 0 and wide.scheduler.idle() and len(wide._free) == 9
+
+
+def test_requests_beyond_the_free_sequences_wait_instead_of_failing(folder):
+    small = MLCEngine(folder, model_lib=folder / "lib.so", max_num_sequence=2)
+    replies = _concurrently([lambda i=i: small.completions.create(prompt=PROMPT[: 4 + i], max_tokens=6, n=2,
+                                                                  temperature=1.0, seed=i) for i in range(4)])
+    assert all(len(r.choices) == 2 and r.usage.completion_tokens > 0 for r in replies)
+    assert small.scheduler.idle() and len(small._free) == 2

@@ -1,0 +1,175 @@
+"""Continuous batching: one thread owns the library and the KV cache and serves every request.
+
+Each step of the loop: admit waiting requests while sequence slots and KV tokens allow (a request waits,
+it is not refused, when the cache is busy); run one prefill chunk of the oldest request still prefilling
+(a long prompt holds the others back one chunk at a time, never its whole length); sample the next token
+of every decoding choice of every request; run one decode over all of them together. Events go to each
+request's queue; a request whose caller stops listening is cancelled and frees its slots at the next step.
+"""
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+
+import numpy as np
+
+_DONE = object()
+
+
+class Job:
+    """One request inside the scheduler: its choices, how far its prompt got, and its event queue."""
+
+    def __init__(self, req, need: int):
+        self.req, self.need = req, need
+        self.events: queue.Queue = queue.Queue()
+        self.cancelled = threading.Event()
+        self.seq_ids: list[int] = []
+        self.choices: list = []
+        self.prefilled = 0
+        self.decoding = False
+
+
+class Scheduler:
+    def __init__(self, engine):
+        self.engine = engine
+        self.waiting: collections.deque[Job] = collections.deque()
+        self.running: list[Job] = []
+        self.reserved = 0  # KV tokens promised to running requests
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="llmc-scheduler", daemon=True)
+        self._thread.start()
+
+    # ---- the callers' side -------------------------------------------------------------------
+    def submit(self, req, need: int) -> Job:
+        job = Job(req, need)
+        with self._cond:
+            self.waiting.append(job)
+            self._cond.notify()
+        return job
+
+    def events(self, job: Job):
+        """The job's events as they come; leaving early (close, an exception) cancels the job."""
+        try:
+            while True:
+                event = job.events.get()
+                if event is _DONE:
+                    return
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            job.cancelled.set()
+            with self._cond:
+                self._cond.notify()
+
+    def idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no request is waiting or running (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.waiting or self.running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self.waiting and not self.running:
+                    self._cond.wait()
+            try:
+                self._step()
+            except BaseException as exc:  # noqa: BLE001 - a failed step fails its requests, not the loop
+                for job in list(self.running):
+                    job.events.put(exc)
+                    self._finish(job)
+            with self._cond:
+                self._cond.notify_all()
+
+    def _step(self) -> None:
+        for job in [j for j in self.running if j.cancelled.is_set()]:
+            self._finish(job)
+        self._admit()
+        prefilling = next((j for j in self.running if not j.decoding), None)
+        if prefilling is not None:
+            self._prefill_chunk(prefilling)
+        decoding = [(j, c) for j in self.running if j.decoding for c in j.choices if c.finish_reason is None]
+        for job, c in decoding:
+            for event in self.engine._step(c, job.req):
+                job.events.put(event)
+        for job in [j for j in self.running if j.decoding and all(c.finish_reason for c in j.choices)]:
+            self._finish(job)
+        going = [(j, c) for j, c in decoding if c.finish_reason is None and not j.cancelled.is_set()]
+        if going:
+            e = self.engine
+            t0 = time.perf_counter()
+            rows = e.lib.decode(e._kv, [c.seq_id for _, c in going], [c.generated[-1] for _, c in going])
+            e._record("decode", len(going), time.perf_counter() - t0)
+            for (_, c), row in zip(going, rows):
+                c.logits = row
+
+    def _admit(self) -> None:
+        e = self.engine
+        with self._cond:
+            while self.waiting:
+                job = self.waiting[0]
+                if job.cancelled.is_set():
+                    self.waiting.popleft()
+                    job.events.put(_DONE)
+                    continue
+                if len(e._free) < job.req.n or (self.running and self.reserved + job.need > e.max_total):
+                    return
+                self.waiting.popleft()
+                job.seq_ids = [e._free.pop() for _ in range(job.req.n)]
+                job.choices = e.new_choices(job.req, job.seq_ids)
+                self.reserved += job.need
+                self.running.append(job)
+
+    def _prefill_chunk(self, job: Job) -> None:
+        from llmc.runtime.engine import Event
+
+        e, req = self.engine, job.req
+        if job.prefilled == 0:
+            e.lib.add_sequence(e._kv, job.seq_ids[0])
+        start = job.prefilled
+        chunk = req.prompt[start:start + e.lib.prefill_chunk]
+        t0 = time.perf_counter()
+        if req.prompt_scores is None:
+            logits = e.lib.prefill(e._kv, job.seq_ids[0], chunk)
+        else:
+            logits = e.lib.prefill_every_position(e._kv, job.seq_ids[0], chunk,
+                                                  lambda at, rows: e._score(req, start + at, rows))
+        e._record("prefill", len(chunk), time.perf_counter() - t0)
+        job.prefilled += len(chunk)
+        if job.prefilled < len(req.prompt):
+            return
+        for child in job.seq_ids[1:]:
+            e.lib.fork_sequence(e._kv, job.seq_ids[0], child)
+        for c in job.choices:
+            c.logits = np.asarray(logits)
+            if req.max_tokens == 0:
+                c.finish_reason = "length"
+                job.events.put(Event(c.index, finish_reason="length"))
+        job.decoding = True
+        if all(c.finish_reason for c in job.choices):
+            self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        e = self.engine
+        if job not in self.running:
+            return
+        for s in job.seq_ids:
+            try:
+                e.lib.remove_sequence(e._kv, s)
+            except Exception:  # noqa: BLE001 - never added (its prefill had not started): nothing to free
+                pass
+        with self._cond:  # one change as idle() sees it: the job gone and its slots free
+            self.running.remove(job)
+            e._free.extend(job.seq_ids)
+            self.reserved -= job.need
+        job.events.put(_DONE)
+
