@@ -321,10 +321,12 @@ class _ChatCompletions:
     def create(self, messages, stream: bool = False, max_tokens: int | None = None, temperature=None, top_p=None,
                seed: int | None = None, stop=None, n: int = 1, logprobs: bool = False,
                top_logprobs: int | None = None, frequency_penalty=None, presence_penalty=None,
-               repetition_penalty=None, model: str | None = None, **unsupported):
+               repetition_penalty=None, model: str | None = None, stream_options: dict | None = None,
+               **unsupported):
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
         e = self.engine
+        usage_chunk = _include_usage(stream, stream_options)
         from llmc.chat.templates import prompt_ids
 
         conversation = _messages_to_conversation(messages)
@@ -336,7 +338,7 @@ class _ChatCompletions:
                         logprobs=(top_logprobs or 0) if logprobs else None, params=params, prompt_param="messages")
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
-            return self._stream(req, rid, created)
+            return self._stream(req, rid, created, usage_chunk)
         texts, reasons = [""] * n, [None] * n
         lps: list[list[p.TokenLogprob]] = [[] for _ in range(n)]
         completion_tokens = 0
@@ -358,15 +360,20 @@ class _ChatCompletions:
         top = [p.TopLogprob(e.tokenizer.token_text(t), lp, e.token_bytes(t)) for t, lp in ev.top]
         return p.TokenLogprob(e.tokenizer.token_text(ev.token), ev.logprob, e.token_bytes(ev.token), top)
 
-    def _stream(self, req: Request, rid: str, created: int) -> Iterator[p.ChatCompletionChunk]:
+    def _stream(self, req: Request, rid: str, created: int, usage_chunk: bool = False
+                ) -> Iterator[p.ChatCompletionChunk]:
         e = self.engine
         first = [True] * req.n
+        generated = 0
         for ev in e.generate(req):
             delta = p.ChoiceDelta(content=ev.text if not ev.finish_reason else None,
                                   role="assistant" if first[ev.index] else None)
             first[ev.index] = False
+            generated += ev.token is not None
             lp = p.ChoiceLogprobs([self._logprob(ev)]) if (req.logprobs is not None and ev.token is not None) else None
             yield p.ChatCompletionChunk(rid, [p.ChunkChoice(ev.index, delta, ev.finish_reason, lp)], created, e.model)
+        if usage_chunk:  # stream_options.include_usage: a last chunk with no choices and the usage
+            yield p.ChatCompletionChunk(rid, [], created, e.model, _usage(req, generated))
 
 
 class _Completions:
@@ -376,9 +383,10 @@ class _Completions:
     def create(self, prompt, stream: bool = False, max_tokens: int | None = 16, temperature=None, top_p=None,
                seed: int | None = None, stop=None, n: int = 1, logprobs: int | None = None,
                frequency_penalty=None, presence_penalty=None, repetition_penalty=None, model: str | None = None,
-               echo: bool = False, **unsupported):
+               echo: bool = False, stream_options: dict | None = None, **unsupported):
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
+        usage_chunk = _include_usage(stream, stream_options)
         if not isinstance(echo, bool):
             raise p.BadRequestError("echo", f"must be true or false, not {echo!r}")
         e = self.engine
@@ -400,7 +408,7 @@ class _Completions:
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         prompt_text = e.tokenizer.decode(ids) if echo else ""
         if stream:
-            return self._stream(req, rid, created, prompt_text)
+            return self._stream(req, rid, created, prompt_text, usage_chunk)
         texts, reasons = [prompt_text] * n, [None] * n
         lps = [p.Logprobs() for _ in range(n)]
         completion_tokens = 0
@@ -440,11 +448,32 @@ class _Completions:
             lp.text_offset.append(offset)
             offset += len(tok(token))
 
-    def _stream(self, req: Request, rid: str, created: int, prompt_text: str = "") -> Iterator[p.Completion]:
+    def _stream(self, req: Request, rid: str, created: int, prompt_text: str = "", usage_chunk: bool = False
+                ) -> Iterator[p.Completion]:
         if prompt_text:
             for i in range(req.n):
                 yield p.Completion(rid, [p.CompletionChoice(i, prompt_text, None)], created, self.engine.model)
+        generated = 0
         for ev in self.engine.generate(req):
+            generated += ev.token is not None
             yield p.Completion(rid, [p.CompletionChoice(ev.index, ev.text, ev.finish_reason)], created,
                                self.engine.model)
+        if usage_chunk:
+            yield p.Completion(rid, [], created, self.engine.model, _usage(req, generated))
+
+
+def _include_usage(stream: bool, options) -> bool:
+    """stream_options (streaming only): {"include_usage": bool}."""
+    if options is None:
+        return False
+    if not stream:
+        raise p.BadRequestError("stream_options", "is only allowed with stream=true")
+    if not isinstance(options, dict) or set(options) - {"include_usage"} or \
+            not isinstance(options.get("include_usage", False), bool):
+        raise p.BadRequestError("stream_options", "must be {\"include_usage\": true|false}")
+    return options.get("include_usage", False)
+
+
+def _usage(req: Request, generated: int) -> p.CompletionUsage:
+    return p.CompletionUsage(len(req.prompt), generated, len(req.prompt) + generated)
 

@@ -50,9 +50,9 @@ def root(
 
 
 def _register() -> None:
-    from llmc.cli import chat, compile, convert_weight, gen_config, store_cmd
+    from llmc.cli import chat, compile, convert_weight, gen_config, serve, store_cmd
 
-    for module in (convert_weight, gen_config, compile, chat):
+    for module in (convert_weight, gen_config, compile, chat, serve):
         name = module.COMMAND
         app.command(name=name, help=module.HELP)(module.command)
         if "_" in name:  # the seed guide's underscore names, and typer's dashed habit too

@@ -1,0 +1,163 @@
+"""`llmc serve`: an OpenAI-compatible HTTP API over MLCEngine, on FastAPI and uvicorn.
+
+A thin shell: request bodies are pydantic models passed on to the engine's create() (which validates the
+values and raises BadRequestError); responses are the engine's objects as JSON, streams as server-sent
+events. Every error is OpenAI-shaped JSON ({"error": {"message", "type", "param", "code"}}) with a 4xx
+status; nothing a client sends produces a 500.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool
+
+from llmc.runtime.protocol import BadRequestError
+
+class Body(BaseModel):
+    """The fields the server itself reads; the rest go to the engine's create() as they are."""
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    stream: StrictBool = False
+
+
+class ChatBody(Body):
+    messages: Any
+
+
+class CompletionBody(Body):
+    prompt: Any
+
+
+def create_app(engine, api_key: str | None = None, served_name: str | None = None):
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    name = served_name or engine.model
+    metrics = Metrics(engine)
+
+    app = FastAPI(title="llmc", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error(status: int, message: str, kind: str, param: str | None = None, code: str | None = None):
+        return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                            status_code=status)
+
+    @app.exception_handler(BadRequestError)
+    async def bad_request(_, exc: BadRequestError):
+        return error(400, str(exc), "invalid_request_error", exc.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ())[1:]) or None
+        return error(422, f"{where or 'body'}: {first.get('msg', 'invalid request body')}", "invalid_request_error",
+                     where)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_, exc: HTTPException):
+        kind = {404: "not_found_error", 405: "invalid_request_error"}.get(exc.status_code, "invalid_request_error")
+        return error(exc.status_code, str(exc.detail), kind)
+
+    @app.middleware("http")
+    async def authorize(request: Request, call_next):
+        if api_key and request.url.path.startswith("/v1/") and \
+                request.headers.get("authorization") != f"Bearer {api_key}":
+            return error(401, "missing or wrong API key (Authorization: Bearer KEY)", "authentication_error",
+                         code="invalid_api_key")
+        return await call_next(request)
+
+    def check_model(body: Body):
+        if body.model not in (None, name):
+            return error(404, f"model {body.model!r} is not served here (this server serves {name!r})",
+                         "not_found_error", "model", "model_not_found")
+        return None
+
+    async def run(create, body: Body):
+        refused = check_model(body)
+        if refused is not None:
+            return refused
+        kwargs = body.model_dump(exclude_none=True, exclude={"model"})
+        started = time.perf_counter()
+        result = await run_in_threadpool(create, **kwargs)
+        if not body.stream:
+            metrics.finished(started, result)
+            return JSONResponse(result.model_dump())
+        return StreamingResponse(metrics.stream(started, _events(result)), media_type="text/event-stream")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatBody):
+        return await run(engine.chat.completions.create, body)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionBody):
+        return await run(engine.completions.create, body)
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": int(time.time()),
+                                            "owned_by": "llmc"}]}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus():
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _events(chunks):
+    for chunk in chunks:
+        yield f"data: {json.dumps(chunk.model_dump(), ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+class Metrics:
+    """Prometheus metrics of one server: queue, running sequences, KV tokens promised, tokens, latencies."""
+
+    def __init__(self, engine):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry = CollectorRegistry()
+        scheduler = engine.scheduler
+        Gauge("llmc_queue_depth", "requests waiting for room", registry=registry).set_function(
+            lambda: len(scheduler.waiting))
+        Gauge("llmc_running_sequences", "sequences being prefilled or decoded", registry=registry).set_function(
+            lambda: sum(len(j.seq_ids) for j in list(scheduler.running)))
+        Gauge("llmc_kv_pages_used", "KV cache pages promised to running requests", registry=registry).set_function(
+            lambda: scheduler.reserved // 16)
+        Gauge("llmc_prompt_tokens_total", "prompt tokens prefilled", registry=registry).set_function(
+            lambda: engine.stats["prefill_tokens"])
+        Gauge("llmc_generated_tokens_total", "tokens decoded", registry=registry).set_function(
+            lambda: engine.stats["decode_tokens"])
+        self.requests = Counter("llmc_requests", "completed requests", registry=registry)
+        self.ttft = Histogram("llmc_time_to_first_token_seconds", "from request to first streamed token",
+                              registry=registry)
+        self.itl = Histogram("llmc_inter_token_latency_seconds", "between streamed tokens", registry=registry,
+                             buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+
+    def finished(self, started: float, result) -> None:
+        self.requests.inc()
+
+    def stream(self, started: float, events):
+        last = None
+        for event in events:
+            now = time.perf_counter()
+            if last is None:
+                self.ttft.observe(now - started)
+            else:
+                self.itl.observe(now - last)
+            last = now
+            yield event
+        self.requests.inc()
+
+    def render(self) -> str:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()

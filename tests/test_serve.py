@@ -1,0 +1,148 @@
+"""`llmc serve` (runtime/server.py): the OpenAI-compatible API over a tiny llama, its errors and metrics."""
+import json
+import threading
+import time
+
+import pytest
+
+from compiled import build
+from llmc.runtime import MLCEngine
+
+PROMPT = "Hello there"
+MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_llama, session_store, tmp_path_factory):
+    folder = build(tiny_llama, "q0f32", tmp_path_factory.mktemp("serve") / "tiny-MLC", session_store)
+    return MLCEngine(folder, model_lib=folder / "lib.so")
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    from fastapi.testclient import TestClient
+
+    from llmc.runtime.server import create_app
+
+    return TestClient(create_app(engine))
+
+
+def sse(response) -> list:
+    lines = [line for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(line[len("data: "):]) for line in lines[:-1]]
+
+
+def test_chat_completion_is_the_engines(client, engine):
+    r = client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": 8, "temperature": 0})
+    assert r.status_code == 200
+    body = r.json()
+    direct = engine.chat.completions.create(messages=MESSAGES, max_tokens=8, temperature=0)
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"] == \
+        direct.choices[0].message.content
+    assert body["usage"]["completion_tokens"] == direct.usage.completion_tokens
+
+
+def test_streams_are_server_sent_events_with_usage_last(client):
+    whole = client.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 8, "temperature": 0}).json()
+    r = client.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 8, "temperature": 0, "stream": True,
+                                             "stream_options": {"include_usage": True}})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    chunks = sse(r)
+    assert "".join(c["choices"][0]["text"] for c in chunks[:-1] if c["choices"]) == whole["choices"][0]["text"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == whole["usage"]
+    chat = sse(client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": 4, "stream": True}))
+    assert chat[0]["choices"][0]["delta"]["role"] == "assistant" and chat[-1]["choices"][0]["finish_reason"]
+
+
+def test_models_health_and_metrics(client, engine):
+    assert client.get("/v1/models").json()["data"][0]["id"] == engine.model
+    assert client.get("/health").json() == {"status": "ok"}
+    client.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": 3, "stream": True})
+    text = client.get("/metrics").text
+    for name in ("llmc_queue_depth", "llmc_running_sequences", "llmc_kv_pages_used", "llmc_prompt_tokens_total",
+                 "llmc_generated_tokens_total", "llmc_time_to_first_token_seconds_count",
+                 "llmc_inter_token_latency_seconds_bucket"):
+        assert name in text, name
+    count = next(line for line in text.splitlines() if line.startswith("llmc_time_to_first_token_seconds_count"))
+    assert float(count.split()[-1]) >= 1
+
+
+@pytest.mark.parametrize("path,body,status,param,words", [
+    ("/v1/chat/completions", {"messages": MESSAGES, "temperature": 5}, 400, "temperature", "must be in [0, 2]"),
+    ("/v1/chat/completions", {"messages": MESSAGES, "tools": []}, 400, "tools", "is not supported"),
+    ("/v1/chat/completions", {"messages": []}, 400, "messages", "non-empty"),
+    ("/v1/chat/completions", {"temperature": 0}, 422, "messages", "Field required"),
+    ("/v1/chat/completions", {"messages": MESSAGES, "stream": "yes"}, 422, "stream", ""),
+    ("/v1/completions", {"prompt": "x " * 5000}, 400, "prompt", "do not fit the context window"),
+    ("/v1/completions", {"prompt": PROMPT, "stream_options": {"include_usage": True}}, 400, "stream_options", ""),
+    ("/v1/completions", {"prompt": PROMPT, "model": "gpt-4"}, 404, "model", "is not served here"),
+])
+def test_bad_requests_are_openai_shaped_4xx(client, path, body, status, param, words):
+    r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == param and words in error["message"]
+
+
+def test_malformed_json_and_unknown_paths_are_4xx_json(client):
+    r = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "error" in r.json()
+    r = client.get("/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_api_key_is_required_when_set(engine):
+    from fastapi.testclient import TestClient
+
+    from llmc.runtime.server import create_app
+
+    guarded = TestClient(create_app(engine, api_key="s3cret"))
+    r = guarded.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert guarded.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2},
+                        headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert guarded.get("/health").status_code == 200  # health checks need no key
+
+
+def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(engine):
+    """uvicorn bound to 127.0.0.1 on a free port; eight clients at once, bounded in count and time."""
+    import httpx
+    import uvicorn
+
+    from llmc.runtime.server import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    results = [None] * 8
+
+    def ask(i):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+            results[i] = c.post("/v1/completions", json={"prompt": f"{PROMPT} {i}", "max_tokens": 6, "seed": i})
+
+    clients = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    try:
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(timeout=60)
+        assert all(r is not None and r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
+                   for r in results)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_serve_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from llmc import cli
+
+    for args, words in ((["serve", str(tmp_path)], "has no mlc-chat-config.json"),):
+        assert cli.run(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err
