@@ -82,9 +82,15 @@ class ModelLibrary:
         self._builtins["kv_state_remove_sequence"](kv, seq_id)
         self._history.pop(seq_id, None)
 
-    def fork_sequence(self, kv, parent: int, child: int) -> None:
-        self._builtins["kv_state_fork_sequence"](kv, parent, child, -1)
-        self._history[child] = list(self._history.get(parent, []))
+    def fork_sequence(self, kv, parent: int, child: int, at: int = -1) -> None:
+        """child shares parent's KV pages: all of them, or its first `at` tokens."""
+        self._builtins["kv_state_fork_sequence"](kv, parent, child, at)
+        history = self._history.get(parent, [])
+        self._history[child] = list(history if at < 0 else history[:at])
+
+    def tokens(self, seq_id: int) -> list[int]:
+        """The tokens whose keys and values a sequence holds."""
+        return list(self._history.get(seq_id, []))
 
     def _embed(self, tokens) -> object:
         ids = self.tvm.runtime.tensor(np.asarray(tokens, dtype=np.int32), self.dev)

@@ -5,6 +5,11 @@ it is not refused, when the cache is busy); run one prefill chunk of the oldest 
 (a long prompt holds the others back one chunk at a time, never its whole length); sample the next token
 of every decoding choice of every request; run one decode over all of them together. Events go to each
 request's queue; a request whose caller stops listening is cancelled and frees its slots at the next step.
+
+Prefix reuse: a finished request's sequence (prompt and reply) stays in the cache while slots and KV
+tokens allow, least recently used first out; a new request forks the cached sequence that shares the
+longest prefix with its prompt and prefills only the rest (the next turn of a conversation prefills only
+its new message).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import time
 import numpy as np
 
 _DONE = object()
+MIN_REUSE = 16  # tokens a prompt must share with a cached sequence to fork it (a page)
 
 
 class Job:
@@ -28,7 +34,9 @@ class Job:
         self.seq_ids: list[int] = []
         self.choices: list = []
         self.prefilled = 0
+        self.started = False  # its first sequence exists in the cache (added, or forked from a cached one)
         self.decoding = False
+        self.failed = False
 
 
 class Scheduler:
@@ -37,6 +45,10 @@ class Scheduler:
         self.waiting: collections.deque[Job] = collections.deque()
         self.running: list[Job] = []
         self.reserved = 0  # KV tokens promised to running requests
+        # finished sequences kept for their prefix: seq id -> tokens, least recently used first; none under
+        # LongRoPE, whose keys change rotation with the sequence's length
+        self.cached: collections.OrderedDict[int, list[int]] = collections.OrderedDict()
+        self.reuse = engine.lib.long_from is None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="llmc-scheduler", daemon=True)
         self._thread.start()
@@ -86,6 +98,7 @@ class Scheduler:
             except BaseException as exc:  # noqa: BLE001 - a failed step fails its requests, not the loop
                 for job in list(self.running):
                     job.events.put(exc)
+                    job.failed = True
                     self._finish(job)
             with self._cond:
                 self._cond.notify_all()
@@ -121,6 +134,8 @@ class Scheduler:
                     self.waiting.popleft()
                     job.events.put(_DONE)
                     continue
+                while self.cached and (len(e._free) < job.req.n or self._kv_tokens() + job.need > e.max_total):
+                    self._evict()
                 if len(e._free) < job.req.n or (self.running and self.reserved + job.need > e.max_total):
                     return
                 self.waiting.popleft()
@@ -128,13 +143,38 @@ class Scheduler:
                 job.choices = e.new_choices(job.req, job.seq_ids)
                 self.reserved += job.need
                 self.running.append(job)
+                self._fork_prefix(job)
+
+    def _kv_tokens(self) -> int:
+        return self.reserved + sum(len(t) + 16 for t in self.cached.values())
+
+    def _evict(self) -> None:
+        seq, _ = self.cached.popitem(last=False)
+        self.engine.lib.remove_sequence(self.engine._kv, seq)
+        self.engine._free.append(seq)
+
+    def _fork_prefix(self, job: Job) -> None:
+        """Start the job from the cached sequence sharing the longest prefix with its prompt, if any."""
+        prompt, best, shared = job.req.prompt, None, 0
+        for seq, tokens in self.cached.items():
+            n = _common_prefix(tokens, prompt)
+            if n > shared:
+                best, shared = seq, n
+        shared = min(shared, len(prompt) - 1)  # at least one token to prefill: its logits start decoding
+        if best is None or shared < MIN_REUSE:
+            return
+        e = self.engine
+        e.lib.fork_sequence(e._kv, best, job.seq_ids[0], shared)
+        self.cached.move_to_end(best)
+        job.prefilled, job.started = shared, True
 
     def _prefill_chunk(self, job: Job) -> None:
         from llmc.runtime.engine import Event
 
         e, req = self.engine, job.req
-        if job.prefilled == 0:
+        if not job.started:
             e.lib.add_sequence(e._kv, job.seq_ids[0])
+            job.started = True
         start = job.prefilled
         chunk = req.prompt[start:start + e.lib.prefill_chunk]
         t0 = time.perf_counter()
@@ -162,14 +202,33 @@ class Scheduler:
         e = self.engine
         if job not in self.running:
             return
+        keep = job.seq_ids[0] if self.reuse and job.decoding and not (job.cancelled.is_set() or job.failed) else None
         for s in job.seq_ids:
+            if s == keep:
+                continue
             try:
                 e.lib.remove_sequence(e._kv, s)
             except Exception:  # noqa: BLE001 - never added (its prefill had not started): nothing to free
                 pass
         with self._cond:  # one change as idle() sees it: the job gone and its slots free
             self.running.remove(job)
-            e._free.extend(job.seq_ids)
+            e._free.extend(s for s in job.seq_ids if s != keep)
+            if keep is not None:
+                self.cached[keep] = e.lib.tokens(keep)
             self.reserved -= job.need
         job.events.put(_DONE)
 
+    def free_sequences(self) -> int:
+        """Sequences a new request can have: free ones and cached prefixes (evicted on demand)."""
+        with self._cond:
+            return len(self.engine._free) + len(self.cached)
+
+
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

@@ -125,12 +125,12 @@ def test_max_tokens_sets_length(engine):
 
 
 def test_n_choices_and_pages_are_released(engine):
-    free = len(engine._free)
+    free = engine.scheduler.free_sequences()
     r = engine.chat.completions.create(messages=[{"role": "user", "content": "Hi"}], n=3, max_tokens=8,
                                        temperature=1.0, seed=3)
     assert [c.index for c in r.choices] == [0, 1, 2]
     assert len({c.message.content for c in r.choices}) > 1
-    assert len(engine._free) == free
+    assert engine.scheduler.free_sequences() == free
 
 
 def test_two_interleaved_streams(engine):
@@ -146,12 +146,12 @@ def test_two_interleaved_streams(engine):
 
 
 def test_abandoned_stream_releases_its_sequence(engine):
-    free = len(engine._free)
+    free = engine.scheduler.free_sequences()
     stream = engine.completions.create(prompt="Hello", max_tokens=50, temperature=0, stream=True)
     next(stream)
-    assert len(engine._free) == free - 1
+    assert engine.scheduler.free_sequences() == free - 1
     stream.close()
-    assert engine.scheduler.idle() and len(engine._free) == free  # freed by the scheduler's next step
+    assert engine.scheduler.idle() and engine.scheduler.free_sequences() == free  # freed by the scheduler's next step
 
 
 @pytest.mark.parametrize("kwargs,param", [
@@ -302,7 +302,7 @@ def test_a_request_alone_and_inside_a_batch_of_eight_others_gives_the_same_token
     others = [ask(list(range(3 + i, 40 + 9 * i)), temperature=1.0, seed=i) for i in range(8)]
     replies = _concurrently([ask(PROMPT, temperature=0), *others])
     assert replies[0].choices[0].text == alone
-    assert wide.stats["decode_tokens"] > 0 and wide.scheduler.idle() and len(wide._free) == 9
+    assert wide.stats["decode_tokens"] > 0 and wide.scheduler.idle() and wide.scheduler.free_sequences() == 9
 
 
 def test_requests_beyond_the_free_sequences_wait_instead_of_failing(folder):
@@ -310,4 +310,29 @@ def test_requests_beyond_the_free_sequences_wait_instead_of_failing(folder):
     replies = _concurrently([lambda i=i: small.completions.create(prompt=PROMPT[: 4 + i], max_tokens=6, n=2,
                                                                   temperature=1.0, seed=i) for i in range(4)])
     assert all(len(r.choices) == 2 and r.usage.completion_tokens > 0 for r in replies)
-    assert small.scheduler.idle() and len(small._free) == 2
+    assert small.scheduler.idle() and small.scheduler.free_sequences() == 2
+
+
+def _greedy_ids(engine, prompt, steps):
+    """Greedy tokens with their top-5 logprobs (a prefix computed wrongly shows in the logprobs long before
+    it changes a token of a random model)."""
+    req = engine.request(prompt, n=1, max_tokens=steps, stop=None, seed=None, logprobs=5,
+                         params=engine.sampling(0, None, None, None, None), prompt_param="prompt")
+    return [(ev.token, ev.top) for ev in engine.generate(req) if ev.token is not None]
+
+
+def test_the_next_turn_prefills_only_its_new_tokens_and_answers_the_same(folder):
+    """Prefix reuse: turn 2 of a conversation forks turn 1's cached sequence (prompt + reply) and
+    prefills only what is new; its greedy reply is the one a cold engine gives."""
+    warm = MLCEngine(folder, model_lib=folder / "lib.so")
+    cold = MLCEngine(folder, model_lib=folder / "lib.so")
+    cold.scheduler.reuse = False
+    turn1 = list(range(20, 80))
+    reply = _greedy_ids(warm, turn1, 8)
+    turn2 = turn1 + [t for t, _ in reply] + [7, 8, 9, 10, 11]
+    before = warm.stats["prefill_tokens"]
+    got, fresh = _greedy_ids(warm, turn2, 8), _greedy_ids(cold, turn2, 8)
+    assert [t for t, _ in got] == [t for t, _ in fresh]
+    assert max(abs(a[1] - b[1]) for (_, x), (_, y) in zip(got, fresh) for a, b in zip(x, y)) < 1e-4
+    assert warm.stats["prefill_tokens"] - before == 6  # the reply's last token (never decoded) and the new five
+    assert cold.stats["prefill_tokens"] == len(turn2)
