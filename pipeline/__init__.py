@@ -5,7 +5,7 @@ store never pay for it.
 """
 from __future__ import annotations
 
-__all__ = ["BadRequestError", "MLCEngine"]
+__all__ = ["AsyncMLCEngine", "BadRequestError", "MLCEngine"]
 
 
 def __getattr__(name: str):

@@ -30,7 +30,11 @@ class CompletionBody(Body):
     prompt: Any
 
 
-def create_app(engine, api_key: str | None = None, served_name: str | None = None):
+MAX_BODY = 8 << 20  # bytes of a request body (413 beyond: a prompt that size cannot fit any context anyway)
+
+
+def create_app(engine, api_key: str | None = None, served_name: str | None = None, max_waiting: int = 64):
+    """The app; max_waiting requests may wait for room in the scheduler, more get 429."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -68,6 +72,8 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
                 request.headers.get("authorization") != f"Bearer {api_key}":
             return error(401, "missing or wrong API key (Authorization: Bearer KEY)", "authentication_error",
                          code="invalid_api_key")
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return error(413, f"request body over {MAX_BODY} bytes", "invalid_request_error")
         return await call_next(request)
 
     def check_model(body: Body):
@@ -80,6 +86,9 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
         refused = check_model(body)
         if refused is not None:
             return refused
+        if len(engine.scheduler.waiting) >= max_waiting:
+            return error(429, f"{max_waiting} requests are already waiting; retry later", "rate_limit_error",
+                         code="server_busy")
         kwargs = body.model_dump(exclude_none=True, exclude={"model"})
         started = time.perf_counter()
         result = await run_in_threadpool(create, **kwargs)

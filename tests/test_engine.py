@@ -336,3 +336,23 @@ def test_the_next_turn_prefills_only_its_new_tokens_and_answers_the_same(folder)
     assert max(abs(a[1] - b[1]) for (_, x), (_, y) in zip(got, fresh) for a, b in zip(x, y)) < 1e-4
     assert warm.stats["prefill_tokens"] - before == 6  # the reply's last token (never decoded) and the new five
     assert cold.stats["prefill_tokens"] == len(turn2)
+
+
+def test_async_engine_serves_concurrent_asyncio_callers(folder):
+    import asyncio
+
+    from llmc import AsyncMLCEngine
+
+    engine = AsyncMLCEngine(folder, model_lib=folder / "lib.so")
+
+    async def main():
+        whole = await engine.completions.create(prompt=PROMPT, max_tokens=6, temperature=0)
+        stream = await engine.completions.create(prompt=PROMPT, max_tokens=6, temperature=0, stream=True)
+        streamed = "".join([c.choices[0].text async for c in stream])
+        chats = await asyncio.gather(*[engine.chat.completions.create(
+            messages=[{"role": "user", "content": f"Hi {i}"}], max_tokens=4, seed=i) for i in range(5)])
+        return whole, streamed, chats
+
+    whole, streamed, chats = asyncio.run(main())
+    assert streamed == whole.choices[0].text and len(chats) == 5
+    assert all(c.usage.completion_tokens > 0 for c in chats)

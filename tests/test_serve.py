@@ -146,3 +146,15 @@ def test_serve_refuses_bad_input_in_one_line(tmp_path, capsys):
         assert cli.run(args) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err
+
+
+def test_a_full_queue_is_429_and_a_huge_body_413(engine):
+    from fastapi.testclient import TestClient
+
+    from llmc.runtime.server import MAX_BODY, create_app
+
+    busy = TestClient(create_app(engine, max_waiting=0))
+    r = busy.post("/v1/completions", json={"prompt": PROMPT})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "server_busy"
+    r = busy.post("/v1/completions", content=b"x" * (MAX_BODY + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "invalid_request_error"
