@@ -21,6 +21,7 @@ import numpy as np
 
 from llmc import devices
 from llmc.runtime import protocol as p
+from llmc.runtime.grammar import Grammars
 from llmc.runtime.library import ModelLibrary
 from llmc.runtime.scheduler import Scheduler
 from llmc.runtime.sampling import SamplingParams, apply_penalties, choose, log_softmax
@@ -41,6 +42,7 @@ class Request:
     logprobs: int | None          # top-k alternatives to report, None for no logprobs
     # echo with logprobs: each prompt token's (logprob, top-k) given the tokens before it, filled by prefill
     prompt_scores: list | None = None
+    grammar: object | None = None  # response_format's compiled grammar (grammar.py)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class _Choice:
         self.logits: np.ndarray | None = None
         self.finish_reason: str | None = None
         self.cut = False    # a stop string ended the text
+        self.matcher = None  # grammar.Matcher under a response_format
 
 
 def _held_back(text: str, stops: list[str]) -> int:
@@ -132,6 +135,11 @@ class MLCEngine:
                                 or 1 << 31)
         self.conv = self.config["conv_template"]
         self.jinja = _jinja(self.model_dir, self.conv)
+        eos = self.config.get("eos_token_id")
+        eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        self.stop_ids = sorted(set(self.conv.get("stop_token_ids") or []) | set(eos))  # the template's and EOS
+        self.grammars = Grammars(self.model_dir, int(self.config.get("vocab_size") or self.tokenizer.vocab_size),
+                                 self.stop_ids)
         window = int(self.config.get("context_window_size", -1))
         self.context_window = window if window > 0 else None
         total = max_total_sequence_length or kv_cache_tokens(self.lib.metadata, self.context_window,
@@ -203,9 +211,7 @@ class MLCEngine:
         if seed is not None and not isinstance(seed, int):
             raise p.BadRequestError("seed", f"must be an integer, not {seed!r}")
         stops = [s for s in (stop or []) + list(self.conv.get("stop_str") or []) if s]
-        eos = self.config.get("eos_token_id")
-        stop_ids = set(self.conv.get("stop_token_ids") or [])
-        stop_ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        stop_ids = set(self.stop_ids)
         return Request(list(prompt), n, params, min(max_tokens, room), stops, stop_ids, seed, logprobs,
                        [] if score_prompt else None)
 
@@ -217,8 +223,15 @@ class MLCEngine:
         return self.scheduler.events(self.scheduler.submit(req, need))
 
     def new_choices(self, req: Request, seq_ids: list[int]) -> list[_Choice]:
-        return [_Choice(i, s, self.tokenizer, np.random.default_rng(None if req.seed is None else [req.seed, i]))
-                for i, s in enumerate(seq_ids)]
+        choices = [_Choice(i, s, self.tokenizer, np.random.default_rng(None if req.seed is None else [req.seed, i]))
+                   for i, s in enumerate(seq_ids)]
+        for c in choices:
+            c.matcher = self.grammars.matcher(req.grammar) if req.grammar is not None else None
+        return choices
+
+    def constrained(self, req: Request, response_format) -> Request:
+        req.grammar = self.grammars.compile(response_format)
+        return req
 
     def _score(self, req: Request, start: int, rows: np.ndarray) -> None:
         """Prompt tokens' logprobs from the logits after each position (the first token has none)."""
@@ -242,7 +255,11 @@ class MLCEngine:
         if self.active_vocab < len(raw):  # a library that does not mask padded rows itself
             raw = raw.copy()
             raw[self.active_vocab:] = -np.inf
+        if c.matcher is not None:
+            raw = c.matcher.mask(raw)
         token = choose(apply_penalties(raw, req.params, req.prompt, c.generated), req.params, c.rng)
+        if c.matcher is not None:
+            c.matcher.accept(token)
         c.generated.append(token)
         logprob, top = None, []
         if req.logprobs is not None:
@@ -322,7 +339,7 @@ class _ChatCompletions:
                seed: int | None = None, stop=None, n: int = 1, logprobs: bool = False,
                top_logprobs: int | None = None, frequency_penalty=None, presence_penalty=None,
                repetition_penalty=None, model: str | None = None, stream_options: dict | None = None,
-               **unsupported):
+               response_format=None, **unsupported):
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
         e = self.engine
@@ -334,8 +351,9 @@ class _ChatCompletions:
             raise p.BadRequestError("top_logprobs", f"needs logprobs=True and a value in [0, {MAX_TOP_LOGPROBS}]")
         prompt = prompt_ids(e.conv, conversation, e.tokenizer.encode, e.jinja)
         params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
-        req = e.request(prompt, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
-                        logprobs=(top_logprobs or 0) if logprobs else None, params=params, prompt_param="messages")
+        req = e.constrained(e.request(prompt, n=n, max_tokens=max_tokens, stop=stop, seed=seed,
+                                      logprobs=(top_logprobs or 0) if logprobs else None, params=params,
+                                      prompt_param="messages"), response_format)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
             return self._stream(req, rid, created, usage_chunk)
@@ -383,7 +401,7 @@ class _Completions:
     def create(self, prompt, stream: bool = False, max_tokens: int | None = 16, temperature=None, top_p=None,
                seed: int | None = None, stop=None, n: int = 1, logprobs: int | None = None,
                frequency_penalty=None, presence_penalty=None, repetition_penalty=None, model: str | None = None,
-               echo: bool = False, stream_options: dict | None = None, **unsupported):
+               echo: bool = False, stream_options: dict | None = None, response_format=None, **unsupported):
         if unsupported:
             raise p.BadRequestError(sorted(unsupported)[0], "is not supported")
         usage_chunk = _include_usage(stream, stream_options)
@@ -403,8 +421,8 @@ class _Completions:
             raise p.BadRequestError("logprobs", "must be an integer in [0, 5]")
         params = e.sampling(temperature, top_p, presence_penalty, frequency_penalty, repetition_penalty)
         scoring = echo and logprobs is not None and not stream
-        req = e.request(ids, n=n, max_tokens=max_tokens, stop=stop, seed=seed, logprobs=logprobs, params=params,
-                        prompt_param="prompt", score_prompt=scoring)
+        req = e.constrained(e.request(ids, n=n, max_tokens=max_tokens, stop=stop, seed=seed, logprobs=logprobs,
+                                      params=params, prompt_param="prompt", score_prompt=scoring), response_format)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         prompt_text = e.tokenizer.decode(ids) if echo else ""
         if stream:

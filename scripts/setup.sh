@@ -9,8 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Reinstall only when the dependencies changed since the last install.
 stamp=.venv/.llmc-installed
-want=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e '.[test]'
+  # response_format (runtime/grammar.py): xgrammar without its dependencies, whose triton (1 GB, GPU
+  # kernels) the CPU never uses; what it does use (numpy, pydantic, apache-tvm-ffi, torch) is installed.
+  .venv/bin/pip install -q --no-deps xgrammar==0.2.9
   echo "$want" > "$stamp"
 fi
