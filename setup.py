@@ -6,6 +6,7 @@ FOLDERS = {"llmc": "pipeline", "llmc.store": "store", "llmc.runtime": "runtime"}
 
 setup(
     package_dir=FOLDERS,
+    package_data={"llmc.runtime": ["static/*"]},  # the chat page of llmc serve
     packages=[f"{name}.{sub}" if sub else name for name, folder in FOLDERS.items()
               for sub in ("", *find_packages(folder))],
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool
@@ -30,6 +31,7 @@ class CompletionBody(Body):
     prompt: Any
 
 
+STATIC = Path(__file__).parent / "static"  # the chat page at GET / (no build step, no CDN)
 MAX_BODY = 8 << 20  # bytes of a request body (413 beyond: a prompt that size cannot fit any context anyway)
 
 
@@ -37,7 +39,7 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
     """The app; max_waiting requests may wait for room in the scheduler, more get 429."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
 
@@ -109,6 +111,14 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
     async def models():
         return {"object": "list", "data": [{"id": name, "object": "model", "created": int(time.time()),
                                             "owned_by": "llmc"}]}
+
+    @app.get("/")
+    async def chat_page():
+        return HTMLResponse((STATIC / "index.html").read_text())
+
+    @app.get("/static/app.js")
+    async def chat_script():
+        return Response((STATIC / "app.js").read_text(), media_type="text/javascript")
 
     @app.get("/health")
     async def health():

@@ -356,3 +356,27 @@ def test_async_engine_serves_concurrent_asyncio_callers(folder):
     whole, streamed, chats = asyncio.run(main())
     assert streamed == whole.choices[0].text and len(chats) == 5
     assert all(c.usage.completion_tokens > 0 for c in chats)
+
+
+def test_a_long_prompt_is_prefilled_a_chunk_per_step_between_decodes(tiny_llama, session_store, tmp_path_factory):
+    """A 64-token prompt with prefill chunks of 8 takes eight scheduler steps, and the stream already
+    running decodes in each of them: a long prompt never stalls others for more than one chunk."""
+    import threading
+
+    folder = build(tiny_llama, "q0f32", tmp_path_factory.mktemp("chunked") / "tiny-MLC", session_store,
+                   prefill_chunk_size=8)
+    engine = MLCEngine(folder, model_lib=folder / "lib.so")
+    calls, prefill, decode = [], engine.lib.prefill, engine.lib.decode
+    engine.lib.prefill = lambda kv, seq, tokens: calls.append(("prefill", seq)) or prefill(kv, seq, tokens)
+    engine.lib.decode = lambda kv, seqs, tokens: calls.append(("decode", tuple(seqs))) or decode(kv, seqs, tokens)
+    running = engine.completions.create(prompt=PROMPT[:4], max_tokens=40, temperature=0, stream=True)
+    next(running)
+    long = threading.Thread(target=lambda: engine.completions.create(prompt=list(range(10, 74)), max_tokens=2))
+    long.start()
+    for _ in running:
+        pass
+    long.join(timeout=60)
+    first = next(c for c in calls if c[0] == "prefill")[1]
+    chunks = [i for i, c in enumerate(calls) if c[0] == "prefill" and c[1] != first]
+    assert len(chunks) == 8
+    assert all(any(c[0] == "decode" for c in calls[a + 1:b]) for a, b in zip(chunks, chunks[1:]))

@@ -105,9 +105,9 @@ def test_api_key_is_required_when_set(engine):
     assert guarded.get("/health").status_code == 200  # health checks need no key
 
 
-def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(engine):
-    """uvicorn bound to 127.0.0.1 on a free port; eight clients at once, bounded in count and time."""
-    import httpx
+@pytest.fixture
+def server_port(engine):
+    """uvicorn serving the engine on 127.0.0.1, a free port; stopped after the test."""
     import uvicorn
 
     from llmc.runtime.server import create_app
@@ -118,7 +118,17 @@ def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(engine):
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    yield server.servers[0].sockets[0].getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(server_port):
+    """Eight clients at once, bounded in count and time."""
+    import httpx
+
+    port = server_port
     results = [None] * 8
 
     def ask(i):
@@ -126,17 +136,11 @@ def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(engine):
             results[i] = c.post("/v1/completions", json={"prompt": f"{PROMPT} {i}", "max_tokens": 6, "seed": i})
 
     clients = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
-    try:
-        for t in clients:
-            t.start()
-        for t in clients:
-            t.join(timeout=60)
-        assert all(r is not None and r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
-                   for r in results)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join(timeout=60)
+    assert all(r is not None and r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0 for r in results)
 
 
 def test_serve_refuses_bad_input_in_one_line(tmp_path, capsys):
@@ -194,3 +198,49 @@ def test_json_object_mode_and_bad_formats(client):
     for bad in ({"type": "xml"}, {"type": "json_schema", "json_schema": {"schema": 3}}, "json"):
         r = client.post("/v1/chat/completions", json={"messages": MESSAGES, "response_format": bad})
         assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from browser import Browser, chromium
+
+    binary = chromium()
+    assert binary, "the chat page test needs Chromium (Debian: apt-get install chromium; .ci/run installs it)"
+    b = Browser(binary, str(tmp_path / "profile"))
+    yield b
+    b.close()
+
+
+def test_the_chat_page_streams_renders_markdown_and_stops(server_port, browser, engine):
+    """The page at GET /, in headless Chromium: a message streams in, Markdown renders (escaped), Stop ends
+    a reply early and frees its sequence on the server."""
+    browser.call("Page.navigate", url=f"http://127.0.0.1:{server_port}/")
+    browser.wait_for(f"document.getElementById('model').textContent === {json.dumps(engine.model)}")
+    browser.eval("document.getElementById('temperature').value = '0'; document.getElementById('max_tokens').value = '6';"
+                 "document.getElementById('input').value = 'Hi'; document.getElementById('form').requestSubmit(); 1")
+    browser.wait_for("document.querySelector('.assistant') && document.querySelector('.assistant').dataset.state === 'done'")
+    shown = browser.eval("document.querySelector('.assistant').textContent")
+    direct = engine.chat.completions.create(messages=MESSAGES, max_tokens=6, temperature=0, top_p=0.95)
+    assert shown.strip() and browser.eval("document.querySelector('.user').textContent") == "Hi"
+    assert shown.split()[0] in direct.choices[0].message.content or not direct.choices[0].message.content.strip()
+    html = browser.eval("window.llmcRenderMarkdown('**b** and `c`\\n- one\\n```\\nx<y\\n```')")
+    assert "<strong>b</strong>" in html and "<code>c</code>" in html and "<li>one</li>" in html and "x&lt;y" in html
+    decode = engine.lib.decode  # a slow model for this reply, so Stop lands while it streams
+
+    def slow(*args):
+        time.sleep(0.1)
+        return decode(*args)
+
+    engine.lib.decode = slow
+    browser.eval("document.getElementById('reset').click(); document.getElementById('max_tokens').value = '100';"
+                 "document.getElementById('input').value = 'More'; document.getElementById('form').requestSubmit(); 1")
+    browser.wait_for("document.querySelector('.assistant') && document.querySelector('.assistant').textContent.length > 0"
+                     " || document.getElementById('error').textContent")
+    assert browser.eval("document.getElementById('error').textContent") == ""
+    browser.eval("document.getElementById('stop').click(); 1")
+    try:
+        assert browser.wait_for("document.querySelector('.assistant').dataset.state !== 'streaming' && "
+                                "document.querySelector('.assistant').dataset.state") == "stopped"
+    finally:
+        engine.lib.decode = decode
+    assert engine.scheduler.idle(timeout=30)
