@@ -1,4 +1,5 @@
 """`llmc serve` (runtime/server.py): the OpenAI-compatible API over a tiny llama, its errors and metrics."""
+import contextlib
 import json
 import threading
 import time
@@ -105,23 +106,32 @@ def test_api_key_is_required_when_set(engine):
     assert guarded.get("/health").status_code == 200  # health checks need no key
 
 
-@pytest.fixture
-def server_port(engine):
-    """uvicorn serving the engine on 127.0.0.1, a free port; stopped after the test."""
+@contextlib.contextmanager
+def serving(engine, **options):
+    """uvicorn serving the engine on 127.0.0.1, a free port; stopped on exit."""
     import uvicorn
 
     from llmc.runtime.server import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, **options), host="127.0.0.1", port=0,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def server_port(engine):
+    with serving(engine) as port:
+        yield port
 
 
 def test_a_real_server_on_127_0_0_1_serves_concurrent_clients(server_port):
@@ -211,7 +221,7 @@ def browser(tmp_path):
     b.close()
 
 
-def test_the_chat_page_streams_renders_markdown_and_stops(server_port, browser, engine):
+def test_the_chat_page_streams_renders_markdown_and_stops(server_port, browser, engine, tmp_path):
     """The page at GET /, in headless Chromium: a message streams in, Markdown renders (escaped), Stop ends
     a reply early and frees its sequence on the server."""
     browser.call("Page.navigate", url=f"http://127.0.0.1:{server_port}/")
@@ -223,6 +233,11 @@ def test_the_chat_page_streams_renders_markdown_and_stops(server_port, browser, 
     direct = engine.chat.completions.create(messages=MESSAGES, max_tokens=6, temperature=0, top_p=0.95)
     assert shown.strip() and browser.eval("document.querySelector('.user').textContent") == "Hi"
     assert shown.split()[0] in direct.choices[0].message.content or not direct.choices[0].message.content.strip()
+    import base64
+
+    shot = browser.call("Page.captureScreenshot", format="png")["data"]
+    (tmp_path / "chat-page.png").write_bytes(base64.b64decode(shot))
+    assert (tmp_path / "chat-page.png").read_bytes()[:4] == b"\x89PNG"
     html = browser.eval("window.llmcRenderMarkdown('**b** and `c`\\n- one\\n```\\nx<y\\n```')")
     assert "<strong>b</strong>" in html and "<code>c</code>" in html and "<li>one</li>" in html and "x&lt;y" in html
     decode = engine.lib.decode  # a slow model for this reply, so Stop lands while it streams
@@ -244,3 +259,108 @@ def test_the_chat_page_streams_renders_markdown_and_stops(server_port, browser, 
     finally:
         engine.lib.decode = decode
     assert engine.scheduler.idle(timeout=30)
+
+
+def test_the_official_openai_client_against_a_running_server(server_port, engine):
+    import openai
+
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{server_port}/v1", api_key="unused", max_retries=0)
+    chat = client.chat.completions.create(model=engine.model, messages=MESSAGES, max_tokens=6, temperature=0)
+    assert chat.choices[0].message.role == "assistant" and chat.usage.completion_tokens > 0
+    text = client.completions.create(model=engine.model, prompt=PROMPT, max_tokens=6, temperature=0, logprobs=2)
+    assert len(text.choices[0].logprobs.token_logprobs) == text.usage.completion_tokens
+    pieces = [c for c in client.chat.completions.create(model=engine.model, messages=MESSAGES, max_tokens=5,
+                                                         temperature=0, stream=True,
+                                                         stream_options={"include_usage": True})]
+    assert pieces[-1].usage.completion_tokens > 0 and "".join(
+        p.choices[0].delta.content or "" for p in pieces if p.choices) == client.chat.completions.create(
+        model=engine.model, messages=MESSAGES, max_tokens=5, temperature=0).choices[0].message.content
+    many = client.chat.completions.create(model=engine.model, messages=MESSAGES, max_tokens=6, n=3, temperature=1,
+                                          seed=4)
+    assert len(many.choices) == 3
+    again = client.chat.completions.create(model=engine.model, messages=MESSAGES, max_tokens=6, n=3, temperature=1,
+                                           seed=4)
+    assert [c.message.content for c in many.choices] == [c.message.content for c in again.choices]
+    lp = client.chat.completions.create(model=engine.model, messages=MESSAGES, max_tokens=3, logprobs=True,
+                                        top_logprobs=2)
+    assert all(len(t.top_logprobs) == 2 for t in lp.choices[0].logprobs.content)
+    stopped = client.completions.create(model=engine.model, prompt=PROMPT, max_tokens=30, temperature=0,
+                                        stop=[text.choices[0].text[1:3] or "e"])
+    assert stopped.choices[0].finish_reason in ("stop", "length")
+    structured = client.completions.create(model=engine.model, prompt="Hi", max_tokens=60, seed=1, extra_body={
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}})
+    assert set(json.loads(structured.choices[0].text)) == {"ok", "size"}
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=engine.model, messages=MESSAGES, temperature=9)
+
+
+def test_a_wrong_api_key_is_an_authentication_error_for_the_openai_client(engine):
+    import openai
+
+    with serving(engine, api_key="right") as port:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            client.completions.create(model=engine.model, prompt=PROMPT, max_tokens=2)
+        ok = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="right", max_retries=0)
+        assert ok.completions.create(model=engine.model, prompt=PROMPT, max_tokens=2).usage.completion_tokens
+
+
+def test_thirty_two_streaming_clients_on_eight_slots_each_get_their_own_output(engine):
+    """Every request completes; each seeded stream equals the same request run alone; the ones beyond
+    the eight slots wait."""
+    import httpx
+
+    wide = MLCEngine(engine.model_dir, model_lib=engine.model_dir / "lib.so", max_num_sequence=8)
+    body = [{"prompt": f"{PROMPT} {i}", "max_tokens": 6, "temperature": 1.0, "seed": i, "stream": True}
+            for i in range(32)]
+    with serving(wide) as port:
+        url = f"http://127.0.0.1:{port}/v1/completions"
+
+        def streamed(b):
+            with httpx.Client(timeout=120) as c:
+                chunks = [json.loads(line[6:]) for line in c.post(url, json=b).text.splitlines()
+                          if line.startswith("data: {")]
+            return "".join(ch["choices"][0]["text"] for ch in chunks)
+
+        alone = [streamed(b) for b in body[:4]]
+        results = [None] * 32
+
+        def run(i):
+            results[i] = streamed(body[i])
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    assert all(r is not None for r in results)
+    assert results[:4] == alone
+    assert wide.scheduler.idle() and wide.scheduler.free_sequences() == 8
+
+
+def test_a_client_gone_mid_stream_frees_its_slots_as_metrics_show(server_port, engine):
+    """The reply would take 10 s more at this (slowed) decode speed; the slots are free again at once."""
+    import httpx
+
+    base = f"http://127.0.0.1:{server_port}"
+    decode = engine.lib.decode
+    engine.lib.decode = lambda *args: time.sleep(0.1) or decode(*args)
+
+    def running() -> float:
+        text = httpx.get(f"{base}/metrics").text
+        return float(next(ln for ln in text.splitlines() if ln.startswith("llmc_running_sequences")).split()[-1])
+
+    with httpx.Client(timeout=30) as c:
+        with c.stream("POST", f"{base}/v1/completions", json={"prompt": PROMPT, "max_tokens": 100, "stream": True,
+                                                                  "n": 2, "temperature": 1.0}) as r:
+            next(r.iter_lines())
+            assert running() == 2
+    try:
+        deadline = time.monotonic() + 3
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running() == 0
+    finally:
+        engine.lib.decode = decode
