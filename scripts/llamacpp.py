@@ -35,19 +35,21 @@ def source_dir() -> Path:
     return src
 
 
-def binaries() -> dict[str, Path]:
-    """Paths of llama-bench and llama-quantize, building them (several minutes on 2 cores) if needed."""
+def binaries(tools: tuple[str, ...] = TOOLS) -> dict[str, Path]:
+    """Paths of llama.cpp tools (llama-bench and llama-quantize; llama-server on request), building what is
+    missing (several minutes on 2 cores)."""
     src = source_dir()
     bin_dir = src / "build" / "bin"
-    found = {t: bin_dir / t for t in TOOLS}
+    found = {t: bin_dir / t for t in tools}
     if all(p.exists() for p in found.values()):
         return found
     print(f"building llama.cpp {VERSION} (GGML_NATIVE=ON) in {src / 'build'} ...", file=sys.stderr)
+    server = "ON" if "llama-server" in tools else "OFF"
     _run(["cmake", "-S", str(src), "-B", str(src / "build"), "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
           "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-          "-DLLAMA_BUILD_SERVER=OFF"], stdout=subprocess.DEVNULL)
+          f"-DLLAMA_BUILD_SERVER={server}"], stdout=subprocess.DEVNULL)
     _run(["cmake", "--build", str(src / "build"), "--config", "Release", "-j", str(os.cpu_count() or 2),
-          "--target", *TOOLS], stdout=subprocess.DEVNULL)
+          "--target", *tools], stdout=subprocess.DEVNULL)
     return found
 
 

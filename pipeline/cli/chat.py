@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_engine
 
 COMMAND = "chat"
 HELP = "Chat with a model interactively (/help inside lists the commands)."
@@ -21,17 +21,6 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from pathlib import Path
-
-    from llmc import devices
-    from llmc.errors import UserError
     from llmc.runtime.chat import run
-    from llmc.runtime.engine import MLCEngine
 
-    if not (Path(model) / "mlc-chat-config.json").is_file():
-        raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")
-    if model_lib is not None and not Path(model_lib).is_file():
-        raise UserError(f"--model-lib {model_lib} does not exist")
-    devices.require_runnable(device)
-    engine = MLCEngine(model, model_lib=model_lib, device=device, store=open_store(ctx, store, remote, remote_read_only))
-    run(engine)
+    run(open_engine(ctx, model, model_lib, device, store, remote, remote_read_only))

@@ -65,3 +65,19 @@ def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None,
             raise UserError(str(exc)) from None
         store.remote.progress = progress.task
     return store
+
+
+def open_engine(ctx: typer.Context, model: str, model_lib: str | None, device: str, store: Path | None,
+                remote: str | None, read_only: bool, **engine_options):
+    """The MLCEngine `llmc chat` and `llmc serve` run: the model folder and library checked first."""
+    from llmc import devices
+    from llmc.errors import UserError
+    from llmc.runtime.engine import MLCEngine
+
+    if not (Path(model) / "mlc-chat-config.json").is_file():
+        raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")
+    if model_lib is not None and not Path(model_lib).is_file():
+        raise UserError(f"--model-lib {model_lib} does not exist")
+    devices.require_runnable(device)
+    return MLCEngine(model, model_lib=model_lib, device=device, store=open_store(ctx, store, remote, read_only),
+                     **engine_options)

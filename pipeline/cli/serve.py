@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_store
+from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_engine
 
 COMMAND = "serve"
 HELP = "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /metrics)."
@@ -25,15 +25,8 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from pathlib import Path
-
-    from llmc import devices
     from llmc.errors import NotAvailable, UserError
 
-    if not (Path(model) / "mlc-chat-config.json").is_file():
-        raise UserError(f"{model} has no mlc-chat-config.json (run llmc gen_config)")
-    if model_lib is not None and not Path(model_lib).is_file():
-        raise UserError(f"--model-lib {model_lib} does not exist")
     if not 1 <= port <= 65535 or max_num_sequence < 1:
         raise UserError("--port must be in 1..65535 and --max-num-sequence at least 1")
     try:
@@ -42,9 +35,6 @@ def command(
         from llmc.runtime.server import create_app
     except ImportError as exc:
         raise NotAvailable(f"llmc serve needs {exc.name} (pip install 'llmc[serve]')") from None
-    devices.require_runnable(device)
-    from llmc.runtime.engine import MLCEngine
-
-    engine = MLCEngine(model, model_lib=model_lib, device=device, max_num_sequence=max_num_sequence,
-                       store=open_store(ctx, store, remote, remote_read_only))
+    engine = open_engine(ctx, model, model_lib, device, store, remote, remote_read_only,
+                         max_num_sequence=max_num_sequence)
     uvicorn.run(create_app(engine, api_key=api_key), host=host, port=port, log_level="warning")
