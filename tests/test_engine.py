@@ -362,13 +362,16 @@ def test_a_long_prompt_is_prefilled_a_chunk_per_step_between_decodes(tiny_llama,
     """A 64-token prompt with prefill chunks of 8 takes eight scheduler steps, and the stream already
     running decodes in each of them: a long prompt never stalls others for more than one chunk."""
     import threading
+    import time
 
     folder = build(tiny_llama, "q0f32", tmp_path_factory.mktemp("chunked") / "tiny-MLC", session_store,
                    prefill_chunk_size=8)
     engine = MLCEngine(folder, model_lib=folder / "lib.so")
     calls, prefill, decode = [], engine.lib.prefill, engine.lib.decode
     engine.lib.prefill = lambda kv, seq, tokens: calls.append(("prefill", seq)) or prefill(kv, seq, tokens)
-    engine.lib.decode = lambda kv, seqs, tokens: calls.append(("decode", tuple(seqs))) or decode(kv, seqs, tokens)
+    # a slowed decode keeps the first stream running while the long prompt arrives, however busy the machine
+    engine.lib.decode = lambda kv, seqs, tokens: calls.append(("decode", tuple(seqs))) or time.sleep(0.05) or \
+        decode(kv, seqs, tokens)
     running = engine.completions.create(prompt=PROMPT[:4], max_tokens=40, temperature=0, stream=True)
     next(running)
     long = threading.Thread(target=lambda: engine.completions.create(prompt=list(range(10, 74)), max_tokens=2))
