@@ -22,7 +22,7 @@ import numpy as np
 from llmc import devices
 from llmc.runtime import protocol as p
 from llmc.runtime.grammar import Grammars
-from llmc.runtime.library import ModelLibrary
+from llmc.runtime.library import PAGE_SIZE, ModelLibrary
 from llmc.runtime.scheduler import Scheduler
 from llmc.runtime.sampling import SamplingParams, apply_penalties, choose, log_softmax
 from llmc.runtime.text import Detokenizer, Tokenizer
@@ -80,7 +80,6 @@ def _held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
-KV_PAGE = 16  # tokens per KV-cache page (the library's page size)
 KV_MEMORY_SHARE = 0.25  # of physical memory, at most, for the default KV cache
 
 
@@ -97,23 +96,18 @@ def kv_cache_tokens(metadata: dict, context_window: int | None, sequences: int) 
     cap = int(memory * KV_MEMORY_SHARE) // per_token
     want = sequences * (context_window or 4096)
     floor = min(context_window or 4096, 4096)
-    return max(min(want, cap), floor) // KV_PAGE * KV_PAGE
+    return max(min(want, cap), floor) // PAGE_SIZE * PAGE_SIZE
 
 
 def _jinja(model_dir: Path, conv: dict) -> dict | None:
     """The model's own chat template, when gen_config found no conversation template like it."""
-    from llmc.chat.templates import JINJA, JINJA_FILE
+    from llmc.chat.templates import JINJA, JINJA_FILE, special_tokens
 
     if conv.get("name") != JINJA:
         return None
     tok = model_dir / "tokenizer_config.json"
     config = json.loads(tok.read_text()) if tok.is_file() else {}
-
-    def text(token):
-        return token.get("content", "") if isinstance(token, dict) else token or ""
-
-    return {"template": (model_dir / JINJA_FILE).read_text(), "bos_token": text(config.get("bos_token")),
-            "eos_token": text(config.get("eos_token"))}
+    return {"template": (model_dir / JINJA_FILE).read_text(), **special_tokens(config)}
 
 
 class MLCEngine:
@@ -192,7 +186,7 @@ class MLCEngine:
             raise p.BadRequestError(prompt_param, "is empty")
         # Each choice holds the prompt (shared pages after a fork, but counted whole: a page may be
         # copied) and its own tokens; every sequence can waste up to a page. Checked before prefill.
-        fits = (self.max_total - n * (len(prompt) + KV_PAGE)) // n
+        fits = (self.max_total - n * (len(prompt) + PAGE_SIZE)) // n
         room = min(self.max_sequence_tokens - len(prompt), fits)
         if room <= 0:
             where = "the context window" if self.max_sequence_tokens - len(prompt) <= 0 else \
@@ -219,7 +213,7 @@ class MLCEngine:
     def generate(self, req: Request) -> Iterator[Event]:
         """Events for every choice of a request, as the scheduler produces them (it batches this request
         with every other one); stopping early cancels the request and frees its KV pages."""
-        need = req.n * (len(req.prompt) + req.max_tokens + KV_PAGE)
+        need = req.n * (len(req.prompt) + req.max_tokens + PAGE_SIZE)
         return self.scheduler.events(self.scheduler.submit(req, need))
 
     def new_choices(self, req: Request, seq_ids: list[int]) -> list[_Choice]:

@@ -20,8 +20,10 @@ import time
 
 import numpy as np
 
+from llmc.runtime.library import PAGE_SIZE
+
 _DONE = object()
-MIN_REUSE = 16  # tokens a prompt must share with a cached sequence to fork it (a page)
+MIN_REUSE = PAGE_SIZE  # tokens a prompt must share with a cached sequence to fork it
 
 
 class Job:
@@ -95,11 +97,9 @@ class Scheduler:
                     self._cond.wait()
             try:
                 self._step()
-            except BaseException as exc:  # noqa: BLE001 - a failed step fails its requests, not the loop
+            except Exception as exc:  # noqa: BLE001 - the batched decode failed: every request in it fails
                 for job in list(self.running):
-                    job.events.put(exc)
-                    job.failed = True
-                    self._finish(job)
+                    self._fail(job, exc)
             with self._cond:
                 self._cond.notify_all()
 
@@ -109,14 +109,13 @@ class Scheduler:
         self._admit()
         prefilling = next((j for j in self.running if not j.decoding), None)
         if prefilling is not None:
-            self._prefill_chunk(prefilling)
+            self._isolated(prefilling, self._prefill_chunk, prefilling)
         decoding = [(j, c) for j in self.running if j.decoding for c in j.choices if c.finish_reason is None]
         for job, c in decoding:
-            for event in self.engine._step(c, job.req):
-                job.events.put(event)
+            self._isolated(job, self._sample, job, c)
         for job in [j for j in self.running if j.decoding and all(c.finish_reason for c in j.choices)]:
             self._finish(job)
-        going = [(j, c) for j, c in decoding if c.finish_reason is None and not j.cancelled.is_set()]
+        going = [(j, c) for j, c in decoding if c.finish_reason is None and not (j.cancelled.is_set() or j.failed)]
         if going:
             e = self.engine
             t0 = time.perf_counter()
@@ -140,13 +139,32 @@ class Scheduler:
                     return
                 self.waiting.popleft()
                 job.seq_ids = [e._free.pop() for _ in range(job.req.n)]
-                job.choices = e.new_choices(job.req, job.seq_ids)
                 self.reserved += job.need
                 self.running.append(job)
-                self._fork_prefix(job)
+                self._isolated(job, self._start, job)
+
+    def _sample(self, job: Job, choice) -> None:
+        for event in self.engine._step(choice, job.req):
+            job.events.put(event)
+
+    def _start(self, job: Job) -> None:
+        job.choices = self.engine.new_choices(job.req, job.seq_ids)
+        self._fork_prefix(job)
+
+    def _isolated(self, job: Job, work, *args) -> None:
+        """Run one request's own work (its sampling, its prefill); an error there fails that request only."""
+        try:
+            work(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the request's caller, who raises it
+            self._fail(job, exc)
+
+    def _fail(self, job: Job, exc: BaseException) -> None:
+        job.events.put(exc)
+        job.failed = True
+        self._finish(job)
 
     def _kv_tokens(self) -> int:
-        return self.reserved + sum(len(t) + 16 for t in self.cached.values())
+        return self.reserved + sum(len(t) + PAGE_SIZE for t in self.cached.values())
 
     def _evict(self) -> None:
         seq, _ = self.cached.popitem(last=False)
@@ -222,8 +240,6 @@ class Scheduler:
         """Sequences a new request can have: free ones and cached prefixes (evicted on demand)."""
         with self._cond:
             return len(self.engine._free) + len(self.cached)
-
-
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

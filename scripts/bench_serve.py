@@ -126,7 +126,9 @@ def main() -> int:
             "llmc serve": lambda port: [sys.executable, "-m", "llmc", "serve", str(folder), "--model-lib",
                                         str(folder / "lib.so"), "--port", str(port),
                                         "--max-num-sequence", str(width), "--store", str(Path(tmp) / "store")],
+            # --no-repack: as llama-bench's --repack 0 (the repacked and AMX paths crash on some x86 CPUs)
             "llama-server": lambda port: [str(server_bin), "-m", str(q4), "-t", str(THREADS), "-np", str(width),
+                                          "--no-repack",
                                           "-c", str(width * 1024), "--host", "127.0.0.1", "--port", str(port)],
         }
         for name, command in servers.items():

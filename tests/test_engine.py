@@ -383,3 +383,37 @@ def test_a_long_prompt_is_prefilled_a_chunk_per_step_between_decodes(tiny_llama,
     chunks = [i for i, c in enumerate(calls) if c[0] == "prefill" and c[1] != first]
     assert len(chunks) == 8
     assert all(any(c[0] == "decode" for c in calls[a + 1:b]) for a, b in zip(chunks, chunks[1:]))
+
+
+def test_one_requests_failure_fails_that_request_only(folder):
+    """An error in one request's own work (its sampling here) reaches that request's caller; the request
+    decoding beside it finishes with the tokens it gives alone, and every slot is free afterwards."""
+    engine = MLCEngine(folder, model_lib=folder / "lib.so")
+    import time
+
+    alone = engine.completions.create(prompt=PROMPT, max_tokens=20, temperature=0).choices[0].text
+    step, decode = engine._step, engine.lib.decode
+    # a slowed decode keeps the good request running while the doomed one fails, however busy the machine
+    engine.lib.decode = lambda kv, seqs, tokens: time.sleep(0.02) or decode(kv, seqs, tokens)
+
+    good_steps = []
+
+    def failing(choice, req):  # the doomed request fails once the good one is decoding beside it
+        if req.prompt[:1] == [6] and good_steps:
+            raise RuntimeError("this request's sampler broke")
+        if req.prompt == PROMPT:
+            good_steps.append(1)
+        return step(choice, req)
+
+    engine._step = failing
+
+    def doomed():
+        try:
+            engine.completions.create(prompt=[6, 7, 8], max_tokens=10)
+        except RuntimeError as exc:
+            return str(exc)
+
+    replies = _concurrently([lambda: engine.completions.create(prompt=PROMPT, max_tokens=20, temperature=0),
+                             doomed])
+    assert replies[0].choices[0].text == alone and replies[1] == "this request's sampler broke"
+    assert engine.scheduler.idle() and engine.scheduler.free_sequences() == 4  # the default max_num_sequence

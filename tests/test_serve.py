@@ -1,4 +1,5 @@
 """`llmc serve` (runtime/server.py): the OpenAI-compatible API over a tiny llama, its errors and metrics."""
+import collections
 import contextlib
 import json
 import threading
@@ -172,6 +173,93 @@ def test_a_full_queue_is_429_and_a_huge_body_413(engine):
     assert r.status_code == 429 and r.json()["error"]["code"] == "server_busy"
     r = busy.post("/v1/completions", content=b"x" * (MAX_BODY + 1), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_503_while_the_model_loads_and_once_shutdown_begins(engine):
+    """With a loader the port answers at once: 503 (OpenAI-shaped) until the model is up, then 200;
+    once shutdown has begun, 503 again."""
+    from fastapi.testclient import TestClient
+
+    from llmc.runtime.server import create_app
+
+    release = threading.Event()
+    app = create_app(lambda: release.wait(30) and engine)
+    with TestClient(app) as client:
+        for r in (client.get("/health"), client.post("/v1/completions", json={"prompt": PROMPT})):
+            assert r.status_code == 503 and r.json()["error"]["type"] == "unavailable_error"
+            assert "loading" in r.json()["error"]["message"]
+        release.set()
+        assert app.state.serving.loaded.wait(30)
+        assert client.get("/health").status_code == 200
+        assert client.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2}).status_code == 200
+    r = client.post("/v1/completions", json={"prompt": PROMPT})  # lifespan over: shutting down
+    assert r.status_code == 503 and "shutting down" in r.json()["error"]["message"]
+
+
+def test_a_model_that_fails_to_load_is_503_with_the_reason_and_stops_llmc_serve(tmp_path, capsys, engine):
+    from fastapi.testclient import TestClient
+
+    from llmc import cli
+    from llmc.runtime.server import create_app
+
+    def broken():
+        raise RuntimeError("weights are missing")
+
+    failures = []
+    app = create_app(broken, on_load_failure=failures.append)
+    with TestClient(app) as client:
+        assert app.state.serving.loaded.wait(30)
+        r = client.get("/health")
+        assert r.status_code == 503 and "weights are missing" in r.json()["error"]["message"]
+    assert [str(f) for f in failures] == ["weights are missing"]
+    # the command: the server starts, the load fails, llmc serve exits 2 with one line
+    lib = tmp_path / "lib.so"
+    lib.write_bytes(b"not a shared library")
+    assert cli.run(["serve", str(engine.model_dir), "--model-lib", str(lib), "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_schemathesis_finds_no_5xx_and_only_openai_shaped_errors(engine):
+    """Requests generated from the server's own OpenAPI schema, valid and invalid ones, a bounded number
+    per endpoint: no response is a 5xx, and every error body is {"error": {"message", "type", "param",
+    "code"}}."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+
+    from llmc.runtime.server import create_app
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(engine))
+    seen = collections.Counter()
+
+    def check(case):
+        if isinstance(case.body, dict) and "max_tokens" not in case.body:
+            case.body["max_tokens"] = 4  # a random model may never stop: keep generated texts short
+        r = case.call()
+        seen[case.path, r.status_code // 100] += 1
+        assert r.status_code < 500, (case.path, case.body, r.text)
+        if r.status_code >= 400:
+            error = r.json()["error"]
+            assert set(error) == {"message", "type", "param", "code"} and error["message"], r.text
+
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/chat/completions", "/v1/completions", "/v1/models"}
+    for operation in operations:
+        # a GET without parameters has no invalid form to generate
+        modes = [GenerationMode.POSITIVE] + [GenerationMode.NEGATIVE] * (operation.method.upper() == "POST")
+        for mode in modes:
+            settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
+                given(case=operation.as_strategy(generation_mode=mode))(check))()
+    assert seen["/v1/completions", 4] and seen["/v1/chat/completions", 4]
 
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "size": {"enum": ["small", "large"]}},

@@ -219,6 +219,15 @@ JINJA = "model_jinja"
 JINJA_FILE = "chat_template.jinja"
 
 
+def special_tokens(tokenizer_config: dict) -> dict[str, str]:
+    """bos_token and eos_token as a Jinja chat template sees them (tokenizer_config.json stores each as a
+    string or as an AddedToken dict)."""
+    def text(token) -> str:
+        return token.get("content", "") if isinstance(token, dict) else token or ""
+
+    return {f"{k}_token": text(tokenizer_config.get(f"{k}_token")) for k in ("bos", "eos")}
+
+
 def prompt_ids(conv: dict, messages, encode, jinja: dict | None = None) -> list[int]:
     """Token ids of a rendered prompt: system_prefix_token_ids, then the encoded text. A JINJA template
     renders through jinja = {"template", "bos_token", "eos_token"} (the model folder's chat_template.jinja)."""

@@ -25,6 +25,11 @@ RemoteOpt = Annotated[
                                   "then $LLMC_HOME/config.toml).", show_default=False),
 ]
 ReadOnlyOpt = Annotated[bool, typer.Option("--remote-read-only", help="Fetch from the remote, never push.")]
+# what llmc chat and llmc serve run
+ModelArg = Annotated[str, typer.Argument(help="Folder with mlc-chat-config.json and the converted weights.")]
+ModelLibOpt = Annotated[Optional[str], typer.Option("--model-lib", help="Compiled library; default: compile "
+                                                    "just in time through the store.")]
+RunDeviceOpt = Annotated[str, typer.Option("--device", help="Where the model runs.")]
 
 
 @dataclass
@@ -67,9 +72,12 @@ def open_store(ctx: typer.Context, path: Path | None, remote: str | None = None,
     return store
 
 
-def open_engine(ctx: typer.Context, model: str, model_lib: str | None, device: str, store: Path | None,
-                remote: str | None, read_only: bool, **engine_options):
-    """The MLCEngine `llmc chat` and `llmc serve` run: the model folder and library checked first."""
+def engine_loader(ctx: typer.Context, model: str, model_lib: str | None, device: str, store: Path | None,
+                  remote: str | None, read_only: bool, **engine_options):
+    """A function that opens the MLCEngine `llmc chat` and `llmc serve` run, once the model folder, the
+    library and the store have been checked (those errors come now, before any loading)."""
+    import functools
+
     from llmc import devices
     from llmc.errors import UserError
     from llmc.runtime.engine import MLCEngine
@@ -79,5 +87,9 @@ def open_engine(ctx: typer.Context, model: str, model_lib: str | None, device: s
     if model_lib is not None and not Path(model_lib).is_file():
         raise UserError(f"--model-lib {model_lib} does not exist")
     devices.require_runnable(device)
-    return MLCEngine(model, model_lib=model_lib, device=device, store=open_store(ctx, store, remote, read_only),
-                     **engine_options)
+    return functools.partial(MLCEngine, model, model_lib=model_lib, device=device,
+                             store=open_store(ctx, store, remote, read_only), **engine_options)
+
+
+def open_engine(ctx: typer.Context, *args, **kwargs):
+    return engine_loader(ctx, *args, **kwargs)()

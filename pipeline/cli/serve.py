@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmc.cli.common import ReadOnlyOpt, RemoteOpt, StoreOpt, open_engine
+from llmc.cli.common import ModelArg, ModelLibOpt, ReadOnlyOpt, RemoteOpt, RunDeviceOpt, StoreOpt, engine_loader
 
 COMMAND = "serve"
 HELP = "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /metrics)."
@@ -13,14 +13,13 @@ HELP = "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, 
 
 def command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Folder with mlc-chat-config.json and the converted weights.")],
-    model_lib: Annotated[Optional[str], typer.Option("--model-lib", help="Compiled library; default: "
-                                                     "compile just in time through the store.")] = None,
+    model: ModelArg,
+    model_lib: ModelLibOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     max_num_sequence: Annotated[int, typer.Option("--max-num-sequence", help="Sequences decoded together.")] = 4,
     api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require Authorization: Bearer KEY.")] = None,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
+    device: RunDeviceOpt = "cpu",
     store: StoreOpt = None,
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
@@ -35,6 +34,25 @@ def command(
         from llmc.runtime.server import create_app
     except ImportError as exc:
         raise NotAvailable(f"llmc serve needs {exc.name} (pip install 'llmc[serve]')") from None
-    engine = open_engine(ctx, model, model_lib, device, store, remote, remote_read_only,
+    load = engine_loader(ctx, model, model_lib, device, store, remote, remote_read_only,
                          max_num_sequence=max_num_sequence)
-    uvicorn.run(create_app(engine, api_key=api_key), host=host, port=port, log_level="warning")
+    failures: list[Exception] = []
+
+    def stop(exc: Exception) -> None:
+        failures.append(exc)
+        server.should_exit = True
+
+    app = create_app(load, api_key=api_key, on_load_failure=stop)
+
+    class Server(uvicorn.Server):
+        """At the first signal the app is told it is shutting down: new requests on open connections get
+        503 while the running ones finish."""
+
+        def handle_exit(self, sig, frame):
+            app.state.serving.closing = True
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server.run()
+    if failures:  # the model could not load: the same one-line error and exit code as llmc chat's
+        raise failures[0] if isinstance(failures[0], UserError) else UserError(str(failures[0]))

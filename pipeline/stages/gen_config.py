@@ -48,7 +48,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
         if chat_template is None or encode is None:
             raise UserError("--conv-template auto needs the model's chat template and tokenizer; none found: "
                             "pass --conv-template NAME")
-        conv_name, alike = conversation.closest(chat_template, encode, special.get("bos", ""), special.get("eos", ""))
+        conv_name, alike = conversation.closest(chat_template, encode, **special)
     conv = conversation.get(conv_name)
     if options["conv_template"] == "auto" and alike < 1:
         conv = {**conv, "name": conversation.JINJA}
@@ -179,14 +179,7 @@ def _tokenizer(src: Path | None, gguf_path: Path | None, out_dir: Path, skip: bo
     template = tok_config.get("chat_template")
     if isinstance(template, list):  # several named templates: the default one
         template = next((t["template"] for t in template if t.get("name") == "default"), None)
-    special = {k: _token_text(tok_config.get(f"{k}_token")) for k in ("bos", "eos")}
-    return template, encode, special
-
-
-def _token_text(token) -> str:
-    if isinstance(token, dict):
-        return token.get("content", "")
-    return token or ""
+    return template, encode, conversation.special_tokens(tok_config)
 
 
 def _pick(name: str, default, *sources: dict):
