@@ -3,7 +3,7 @@
 
 For each preset (Qwen2.5-0.5B, Qwen3-0.6B, Gemma-3-1B, Phi-3.5-mini shapes): random float16 weights
 written as a Hugging Face folder, converted to q4f16_1 (--quantization-mode mlc: the codes do not change
-the speed), compiled for this CPU at O2 and O3 from an empty store each (cold compile seconds), then
+the speed), compiled for this CPU at O1 (exact) and O2 (int8 activations) from an empty store each (cold compile seconds), then
 prefill of 128 tokens and decode of 64 through the library. Next to it, llama.cpp (llama-bench, built
 from the sdist, see llamacpp.py) on the same weights written as a GGUF and quantized to Q4_0 by
 llama-quantize. Table on stdout, JSON in bench-results/.
@@ -88,7 +88,7 @@ def main() -> int:
             generate_config(str(model), "q4f16_1", "chatml", folder, store, context_window_size=2048,
                             prefill_chunk_size=PROMPT)
             convert = time.perf_counter() - t0
-            for opt in ("O2", "O3"):
+            for opt in ("O1", "O2"):
                 t0 = time.perf_counter()
                 compile_model(str(folder), folder / f"lib-{opt}.so", Store(tmp / f"store-{preset}-{opt}").ensure(),
                               opt=opt)

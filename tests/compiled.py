@@ -11,7 +11,7 @@ from llmc.commands.convert_weight import convert_weight
 
 
 def build(model_dir: Path, quant: str, out: Path, store, overrides: str = "", conv: str = "chatml",
-          lib_name: str = "lib.so", opt: str = "O2", **sizes) -> Path:
+          lib_name: str = "lib.so", opt: str = "O1", **sizes) -> Path:
     """convert_weight + gen_config (once per out/) + compile; returns out (lib at out/lib_name)."""
     if not (out / "mlc-chat-config.json").exists():
         convert_weight(str(model_dir), quant, out, store)

@@ -18,7 +18,8 @@ def command(
     output: OutputOpt,
     device: Annotated[str, typer.Option("--device", help="cpu (alias llvm), cpu:generic.")] = "cpu",
     host: Annotated[Optional[str], typer.Option("--host", help="LLVM target triple of the host.")] = None,
-    opt: Annotated[str, typer.Option("--opt", help="O0..O3, or flag=0|1;...")] = "O2",
+    opt: Annotated[str, typer.Option("--opt", help="O0..O3 (O1: exact; O2: int8 activations "
+                                                     "where the CPU has VNNI), or flag=0|1;...")] = "O2",
     overrides: Annotated[str, typer.Option("--overrides", help='"context_window_size=1024;..."')] = "",
     quantization: Annotated[Optional[str], typer.Option("--quantization")] = None,
     model_type: Annotated[Optional[str], typer.Option("--model-type")] = None,
