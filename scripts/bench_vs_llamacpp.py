@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, THREADS, median, read_bandwidth  # noqa: E402
+from benchlib import ROOT, THREADS, llmc_weight_bytes, median, read_bandwidth  # noqa: E402
 
 PROMPTS, GENERATE = (32, 128), 64
 VARIANTS = ("q4f32_1:O1", "q4f32_1:O2", "q4f16_1:O1", "q4f16_1:O2", "q0f32:O2")
@@ -107,16 +107,6 @@ def llamacpp_run(llamacpp, path: Path, test: str) -> float:
     kind, n = test[:2], int(test[2:])
     prompts, generate = ([n], 0) if kind == "pp" else ([0], n)
     return llamacpp.bench(path, THREADS, prompts, generate, 1)[test][0]
-
-
-def llmc_weight_bytes(folder: Path) -> int:
-    cache = json.loads((folder / "ndarray-cache.json").read_text())
-    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
-    records = [r for shard in cache["records"] for r in shard["records"]]
-    total = sum(r["nbytes"] for r in records)
-    if not cfg.get("tie_word_embeddings", False):
-        total -= sum(r["nbytes"] for r in records if ".embed_tokens." in r["name"])
-    return total
 
 
 def engine_answer(folder: Path, opt: str) -> str:

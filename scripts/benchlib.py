@@ -63,6 +63,20 @@ def time_library(folder: Path, tokens: list[int], generate: int, lib_name: str =
     return prefill, 1 / median(steps)
 
 
+def llmc_weight_bytes(folder: Path) -> int:
+    """Bytes of weights one decoded token reads from a converted model: every tensor, less the embedding
+    table when a separate output matrix exists (then only one embedding row is read)."""
+    import json
+
+    cache = json.loads((folder / "ndarray-cache.json").read_text())
+    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
+    records = [r for shard in cache["records"] for r in shard["records"]]
+    total = sum(r["nbytes"] for r in records)
+    if not cfg.get("tie_word_embeddings", False):
+        total -= sum(r["nbytes"] for r in records if ".embed_tokens." in r["name"] or ".embed_in." in r["name"])
+    return total
+
+
 def read_bandwidth(target: dict, megabytes: int = 1024, reps: int = 7) -> float:
     """Bytes/s that THREADS threads of a TVM-compiled loop read from memory (best of reps): the
     streaming rate a bandwidth-bound decode kernel can hope for."""

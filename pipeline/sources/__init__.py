@@ -1,11 +1,16 @@
 """Readers for weight files: each exposes Hugging Face tensor names, shapes, and arrays on demand.
 
 A reader never loads more than the tensor asked for: safetensors and GGUF are
-memory-mapped, and `get` converts one tensor at a time.
+memory-mapped, `get` converts one tensor at a time, and `release` drops a tensor's mapped pages from
+the process once it has been used (so a conversion's resident set follows its largest tensor, not the
+source file).
 """
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
+
+import numpy as np
 
 from llmc.errors import UserError
 
@@ -77,3 +82,15 @@ def open_reader(fmt: str, root: Path, files: list[str], gguf_plan=None):
 
         return GGUFReader(root / files[0], gguf_plan)
     raise UserError(f"unknown source format {fmt!r}; known: auto, {', '.join(FORMATS)}")
+
+
+def release_pages(mapped: np.memmap | None, start: int, end: int) -> None:
+    """Drop bytes [start, end) of a read-only file mapping from this process's resident set: the pages
+    stay in the page cache (reclaimable) and a later read faults them in again, so releasing a page a
+    neighbouring tensor shares is harmless."""
+    m = getattr(mapped, "_mmap", None)
+    if m is None or not hasattr(m, "madvise") or end <= start:
+        return
+    lo, hi = start // mmap.PAGESIZE * mmap.PAGESIZE, min(len(m), -(-end // mmap.PAGESIZE) * mmap.PAGESIZE)
+    if hi > lo:
+        m.madvise(mmap.MADV_DONTNEED, lo, hi - lo)

@@ -126,6 +126,16 @@ class GGUFReader:
         if t.tensor_type.name == "F32" and name not in self.unpermute:
             return self._as_hf(name, np.asarray(t.data).reshape(shape))
         rows = shape[0] if len(shape) > 1 else 1
+        if t.tensor_type.name == "F16" and self.to_hf is None:
+            # float16 as stored (a view of the mapping; the rows in Hugging Face order copied in float16):
+            # the quantizer widens a few rows at a time, so no float32 copy of a whole tensor is made
+            w = np.asarray(t.data).reshape(rows, -1)
+            target = self._row_targets(name, rows)
+            if target is not None:
+                order = np.empty_like(target)
+                order[target] = np.arange(rows)
+                w = w[order]
+            return w.reshape(shape)
         cols = int(np.prod(shape)) // rows
         data = np.asarray(t.data).reshape(rows, -1)
         out = np.empty((rows, cols), np.float32)
@@ -141,6 +151,13 @@ class GGUFReader:
             else:
                 out[target[r:r + step]] = chunk
         return self._as_hf(name, out.reshape(shape))
+
+    def release(self, name: str) -> None:
+        from llmc.sources import release_pages
+
+        t = self.tensors.get(name)
+        if t is not None:
+            release_pages(self.reader.data, t.data_offset, t.data_offset + t.n_bytes)
 
     def _as_hf(self, name: str, w: np.ndarray) -> np.ndarray:
         return w if self.to_hf is None else self.to_hf(name, w)

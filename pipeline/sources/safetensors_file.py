@@ -62,6 +62,15 @@ class SafetensorsReader:
         buf = self._maps[path][base + start: base + end]
         return buf.view(DTYPES[info["dtype"]]).reshape(info["shape"])
 
+    def release(self, name: str) -> None:
+        from llmc.sources import release_pages
+
+        if name not in self.tensors:  # a name the scheme reads under others (AWQ's qweight, scales, ...)
+            return
+        path, info, base = self.tensors[name]
+        start, end = info["data_offsets"]
+        release_pages(self._maps.get(path), base + start, base + end)
+
     def get(self, name: str) -> np.ndarray:
         arr = self.raw(name)
         if self.tensors[name][1]["dtype"] == "BF16":

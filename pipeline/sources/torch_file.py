@@ -30,6 +30,9 @@ class TorchReader:
     def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
         return {n: (tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in self.tensors.items()}
 
+    def release(self, name: str) -> None:
+        """torch's own mapping holds the pages; nothing to drop here."""
+
     def get(self, name: str) -> np.ndarray:
         t = self.tensors[name]
         if t.dtype == self._torch.bfloat16:

@@ -50,6 +50,8 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
                     f.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
                 records.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "file": rel})
             del outs
+            for name in p.hf:  # this parameter's source pages are no longer needed
+                reader.release(name)
             bar.advance()
     # the elements of the model's parameters (MLC's loader.stats.total_param_num), for BitsPerParam
     meta = {"source_elements": quantization.param_count(params), "quantization": s.name,
