@@ -66,25 +66,32 @@ def check_params(exported: list[tuple[str, object]], expected: list) -> None:
 
 def memory_usage(mod: tvm.IRModule) -> dict[str, int]:
     """Bytes of statically planned storage per Relax function (after StaticPlanBlockMemory)."""
-    usage = {}
-    for gv, func in mod.functions_items():
-        if not isinstance(func, relax.Function):
-            continue
-        total = [0]
+    return {gv.name_hint: _planned_bytes(func.body) for gv, func in mod.functions_items()
+            if isinstance(func, relax.Function)}
 
-        def visit(expr, total=total):
-            if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) \
-                    and expr.op.name == "relax.memory.alloc_storage":
-                shape = expr.args[0]
+
+def _planned_bytes(expr) -> int:
+    """The constant-size alloc_storage calls of a normalized body: each is a binding's value, so walking
+    bindings (and the branches of an If) finds them all without visiting every sub-expression."""
+    if isinstance(expr, relax.If):
+        return _planned_bytes(expr.true_branch) + _planned_bytes(expr.false_branch)
+    if not isinstance(expr, relax.SeqExpr):
+        return 0
+    total = 0
+    for block in expr.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, (relax.If, relax.SeqExpr)):
+                total += _planned_bytes(value)
+            elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+                    and value.op.name == "relax.memory.alloc_storage":
+                shape = value.args[0]
                 if isinstance(shape, relax.ShapeExpr) and all(isinstance(v, tvm.tirx.IntImm) for v in shape.values):
                     size = 1
                     for v in shape.values:
                         size *= int(v)
-                    total[0] += size
-
-        relax.analysis.post_order_visit(func.body, visit)
-        usage[gv.name_hint] = total[0]
-    return usage
+                    total += size
+    return total
 
 
 def metadata(spec: dict, model, usage: dict[str, int]) -> dict:

@@ -102,4 +102,7 @@ def _child(function: str, args_file: str, error_file: str) -> int:
 
 
 if __name__ == "__main__":
+    # tvm_ffi imports torch eagerly when it is installed (1.1 s of every compile); compiler work never
+    # uses it, so in this child "import torch" fails fast and tvm_ffi goes on without it.
+    sys.modules["torch"] = None
     sys.exit(_child(*sys.argv[1:4]))
