@@ -172,6 +172,7 @@ def one_model(name: str, cfg: dict, arch: str, work: Path, reps: int, ceiling_bw
     nbytes = llmc_weight_bytes(folder)
     row["weight_gb_per_token"] = round(nbytes / 1e9, 3)
     row["decode_ceiling_tok_s"] = round(ceiling_bw / nbytes, 2)
+    row["read_gb_s"] = round(ceiling_bw / 1e9, 1)  # this run's probe: runs on other days read differently
     speeds = {}
     for opt in OPTS:
         speeds[f"llmc q4f16_1 {opt}"] = library_speeds(folder, f"lib-{opt}.so", reps)
@@ -282,15 +283,26 @@ def main() -> int:
     rows = []
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
+    saved = out / "bench_scale.json"
+    # rows of models not run this time stay (a run of one model adds to the table, never erases it)
+    kept = json.loads(saved.read_text())["models"] if saved.exists() else []
     for name in picked:
         shutil.rmtree(args.work, ignore_errors=True)
-        args.work.mkdir(parents=True)
+        # a folder per model: a library path loaded once stays the loaded library for this process (dlopen)
+        work = args.work / name
+        work.mkdir(parents=True)
         try:
-            rows.append(one_model(name, *all_models[name], args.work, args.reps, bandwidth))
+            rows.append(one_model(name, *all_models[name], work, args.reps, bandwidth))
+        except Exception as exc:  # noqa: BLE001 - one model's failure is reported; the others still run
+            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
         finally:
             shutil.rmtree(args.work, ignore_errors=True)  # tens of GB: never left behind
-        (out / "bench_scale.json").write_text(json.dumps({"threads": THREADS, "read_gb_s": bandwidth / 1e9,
-                                                          "models": rows}, indent=1))
+        done = {r["model"] for r in rows}
+        every = [r for r in kept if r["model"] not in done] + rows
+        every.sort(key=lambda r: list(all_models).index(r["model"]))
+        saved.write_text(json.dumps({"threads": THREADS, "read_gb_s": bandwidth / 1e9, "models": every}, indent=1))
+    rows = json.loads(saved.read_text())["models"] if saved.exists() else rows
     print(f"{THREADS} threads, read bandwidth {bandwidth / 1e9:.1f} GB/s; llama.cpp built from the llama-cpp-python "
           "sdist (--repack 0); random weights")
     print(table(rows))

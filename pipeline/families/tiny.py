@@ -130,6 +130,12 @@ def _gguf_metadata(writer, cfg: dict, arch: str) -> None:
     if arch == "gpt2":
         writer.add_layer_norm_eps(cfg.get("layer_norm_epsilon", 1e-5))
         return
+    if arch == "gptneox":  # what llama.cpp's loader requires of a GPT-NeoX file
+        writer.add_layer_norm_eps(cfg.get("layer_norm_eps", 1e-5))
+        writer.add_rope_dimension_count(int(cfg.get("rotary_pct", 1.0) * (hidden // heads)))
+        writer.add_rope_freq_base(float(cfg.get("rotary_emb_base", 10000.0)))
+        writer.add_parallel_residual(bool(cfg.get("use_parallel_residual", True)))
+        return
     head_dim = cfg.get("head_dim") or hidden // heads
     writer.add_head_count_kv(cfg.get("num_key_value_heads", heads))
     writer.add_key_length(head_dim)
