@@ -133,7 +133,7 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
                          code="invalid_api_key")
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             return error(413, f"request body over {MAX_BODY} bytes", "invalid_request_error")
-        if request.url.path.startswith("/v1/") and (why := serving.unavailable()):
+        if (request.url.path.startswith("/v1/") or request.url.path == "/health") and (why := serving.unavailable()):
             return error(503, why, "unavailable_error", code="model_unavailable")
         return await call_next(request)
 
@@ -181,10 +181,7 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
 
     @app.get("/health")
     async def health():
-        why = serving.unavailable()
-        if why is None:
-            return {"status": "ok"}
-        return error(503, why, "unavailable_error", code="model_unavailable")
+        return {"status": "ok"}  # while unavailable, the middleware answers 503
 
     @app.get("/metrics")
     async def prometheus():

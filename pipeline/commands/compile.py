@@ -26,7 +26,7 @@ OVERRIDE_ALIASES = {"sliding_window": "sliding_window_size"}
 MLC_FLAGS = ("flashinfer", "cublas_gemm", "faster_transformer", "cudagraph", "cutlass")
 # int8_activations: the matmuls of 4-bit layers (prefill and decode) with int8-quantized activations and
 # integer dot products (AVX512-VNNI / AVX-VNNI), as llama.cpp's Q4_0 x Q8_0 dot products are. Not exact
-# (0.1% perplexity on SmolLM2), but 1.9-2.8x the exact kernels' decode, so part of the default O2 where
+# (0.1% perplexity on SmolLM2), but 2.8-4.4x the exact kernels' decode on SmolLM2, so part of the default O2 where
 # the CPU has VNNI, as MLC's O2 turns on kernels that are not exact either; O1 is the exact level (logits
 # of transformers on the dequantized weights) for tests and anyone who wants those numbers.
 LLMC_FLAGS = ("cpu_schedules", "int8_activations")
