@@ -27,11 +27,11 @@ class Body(BaseModel):
 
 
 class ChatBody(Body):
-    messages: Any
+    messages: list[Any]  # typed, not Any: an explicit null must be a 422, not dropped as an unset option
 
 
 class CompletionBody(Body):
-    prompt: Any
+    prompt: str | list[Any]
 
 
 STATIC = Path(__file__).parent / "static"  # the chat page at GET / (no build step, no CDN)
@@ -116,9 +116,10 @@ def create_app(engine, api_key: str | None = None, served_name: str | None = Non
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ())[1:]) or None
-        return error(422, f"{where or 'body'}: {first.get('msg', 'invalid request body')}", "invalid_request_error",
-                     where)
+        loc = first.get("loc", ())[1:]  # (field, ...): below a union's field come type names, not a path
+        where = ".".join(str(x) for x in loc) or "body"
+        return error(422, f"{where}: {first.get('msg', 'invalid request body')}", "invalid_request_error",
+                     str(loc[0]) if loc else None)
 
     @app.exception_handler(HTTPException)
     async def http_error(_, exc: HTTPException):
