@@ -1,11 +1,17 @@
 """Maps the design's top-level folders into one import namespace: pipeline/ is the llmc package,
 store/ and runtime/ are llmc.store and llmc.runtime. Metadata lives in pyproject.toml."""
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 FOLDERS = {"llmc": "pipeline", "llmc.store": "store", "llmc.runtime": "runtime"}
 
+# MLC's quantization rule in C (llmc.quant.group). The same bytes on every machine: no FMA contraction,
+# no fast-math, no -march (a wheel built here runs, and agrees, everywhere).
+RULE = Extension("llmc.quant._rule", ["pipeline/quant/_rule.c"],
+                 extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math"])
+
 setup(
     package_dir=FOLDERS,
+    ext_modules=[RULE],
     package_data={"llmc.runtime": ["static/*"]},  # the chat page of llmc serve
     packages=[f"{name}.{sub}" if sub else name for name, folder in FOLDERS.items()
               for sub in ("", *find_packages(folder))],

@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Reinstall only when the dependencies changed since the last install.
 stamp=.venv/.llmc-installed
-want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py scripts/setup.sh pipeline/quant/*.c | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e '.[test]'
   # response_format (runtime/grammar.py): xgrammar without its dependencies, whose triton (1 GB, GPU

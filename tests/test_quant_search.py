@@ -113,3 +113,22 @@ def test_search_bytes_do_not_depend_on_threads_or_chunking():
     first = digest("q4f16_1", "search", 1)
     assert first == digest("q4f16_1", "search", 2) == digest("q4f16_1", "search", 2, chunk=100)
     assert first != MLC_DIGESTS["q4f16_1"]
+
+
+@pytest.mark.parametrize("quant", ["q4f16_1", "q4f32_1", "q3f16_1"])
+@pytest.mark.parametrize("source", ["float16", "float32"])
+def test_mlc_rule_in_c_gives_numpys_bytes(monkeypatch, quant, source):
+    """The C rule (setup.py builds it) against the numpy definition, on values that reach every branch:
+    all-zero groups, scales that round to float16 subnormals or to zero, huge values, a ragged tail."""
+    assert group._rule_library() is not None, "llmc.quant._rule was not built (pip install -e .)"
+    rng = np.random.default_rng(7)
+    magnitude = rng.choice([0.0, 1e-8, 3e-6, 1e-3, 1.0, 900.0], size=(60, 1))
+    w = (rng.standard_normal((60, 333)) * magnitude).astype(source)
+    w[3, :45] = 0.0
+    w[4, 7] = -w[4, 7] * 1e3
+    s = scheme(quant)
+    c_q, c_scale, c_err = group.group_quantize(w, s, "mlc")
+    monkeypatch.setattr(group, "_rule_library", lambda: None)
+    np_q, np_scale, np_err = group.group_quantize(w, s, "mlc")
+    assert np.array_equal(c_q, np_q) and c_scale.tobytes() == np_scale.tobytes()
+    assert np.allclose(c_err, np_err, rtol=1e-4)

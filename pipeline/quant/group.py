@@ -1,4 +1,4 @@
-"""Group quantization (q3f16_*, q4f16_*, q4f32_1), in vectorized numpy.
+"""Group quantization (q3f16_*, q4f16_*, q4f32_1), in vectorized numpy (MLC's rule also in C).
 
 Two ways to choose the codes, one format (llmc.quant.layout's): "search" (the default) picks each
 group's scale and codes for the least weighted squared error (llmc.quant.search); "mlc" is MLC's rule,
@@ -67,23 +67,30 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
     q = np.empty((n, s.words(k)), np.uint32)
     scale = np.empty((n, s.groups(k)), s.model_dtype)
     rows = max(1, min(_ROWS_PER_CHUNK_ELEMS // max(k, 1), -(-n // WORKERS) if n * k >= _PARALLEL_ELEMS else n))
-    if mode == "mlc":
-        quantize_rows = _quantize_rows
+    native = _native_rule(w, s) if mode == "mlc" else None
+    if native is not None:
+        src, quantize_chunk = native
+
+        def chunk(r: int) -> tuple[float, float]:
+            return quantize_chunk(src[r:r + rows], q[r:r + rows], scale[r:r + rows])
     else:
-        weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
-        quantize_rows = functools.partial(search.search_groups, importance=weights)
+        if mode == "mlc":
+            quantize_rows = _quantize_rows
+        else:
+            weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
+            quantize_rows = functools.partial(search.search_groups, importance=weights)
 
-    def chunk(r: int) -> tuple[float, float]:
-        grouped = _grouped(w[r:r + rows], s)
-        codes, scale[r:r + rows] = quantize_rows(grouped, s)
-        diff = (codes * scale[r:r + rows].astype(np.float32)[:, :, None] - grouped).ravel()
-        codes += np.float32(s.max_int)
-        vals = codes.reshape(codes.shape[0], -1).astype(np.uint32)
-        vals[:, k:] = 0
-        q[r:r + rows] = pack(vals, s)
-        return float(np.dot(diff, diff)), float(np.dot(grouped.ravel(), grouped.ravel()))
+        def chunk(r: int) -> tuple[float, float]:
+            grouped = _grouped(w[r:r + rows], s)
+            codes, scale[r:r + rows] = quantize_rows(grouped, s)
+            diff = (codes * scale[r:r + rows].astype(np.float32)[:, :, None] - grouped).ravel()
+            codes += np.float32(s.max_int)
+            vals = codes.reshape(codes.shape[0], -1).astype(np.uint32)
+            vals[:, k:] = 0
+            q[r:r + rows] = pack(vals, s)
+            return float(np.dot(diff, diff)), float(np.dot(grouped.ravel(), grouped.ravel()))
 
-    # Rows are independent, so threads (numpy lets go of the GIL in its loops) change nothing but time.
+    # Rows are independent, so threads (numpy and ctypes let go of the GIL) change nothing but time.
     starts = range(0, n, rows)
     if len(starts) > 1 and WORKERS > 1:
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
@@ -92,6 +99,46 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
         sums = [chunk(r) for r in starts]
     err, ref = sum(e for e, _ in sums), sum(r for _, r in sums)
     return q, scale, (err, ref)
+
+
+@functools.cache
+def _rule_library():
+    """MLC's rule in C (_rule.c, built by setup.py), through ctypes; None where it was not built."""
+    import ctypes
+
+    try:
+        from llmc.quant import _rule
+    except ImportError:
+        return None
+    lib = ctypes.CDLL(_rule.__file__)
+    lib.mlc_rule.restype = ctypes.c_int
+    lib.mlc_rule.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
+                             ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    return lib
+
+
+def _native_rule(w: np.ndarray, s: Scheme):
+    """(rows in the model dtype's values, chunk function) for the C rule, or None to use numpy's."""
+    lib = _rule_library()
+    dt = np.dtype(s.model_dtype)
+    if lib is None or dt not in (np.float16, np.float32) or s.group_size > 256 or s.group_size % s.per_word:
+        return None
+    src = np.asarray(w)
+    if src.dtype not in (np.float16, np.float32) or (dt == np.float16 and src.dtype != dt):
+        src = src.astype(dt)  # cast to the model dtype first, as MLC
+    src = np.ascontiguousarray(src)
+    k = src.shape[1]
+
+    def chunk(rows: np.ndarray, q: np.ndarray, scale: np.ndarray) -> tuple[float, float]:
+        sums = np.zeros(2, np.float64)
+        status = lib.mlc_rule(rows.ctypes.data, int(rows.dtype == np.float16), rows.shape[0], k,
+                              int(dt == np.float16), s.bits, s.group_size, q.ctypes.data, scale.ctypes.data,
+                              sums.ctypes.data)
+        if status != 0:
+            raise ValueError(f"{s.name}: the C rule refused group size {s.group_size}")
+        return float(sums[0]), float(sums[1])
+
+    return src, chunk
 
 
 def _grouped(w: np.ndarray, s: Scheme) -> np.ndarray:
