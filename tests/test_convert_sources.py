@@ -165,3 +165,23 @@ def test_convert_streams_tensors_within_the_memory_bound(wide_llama, wide_gguf, 
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["rise"] < budget, f"the resident set rose {result['rise'] >> 20} MiB (budget {budget >> 20})"
     assert not result["tvm"] and not result["torch"]
+
+
+def test_gguf_header_reads_what_the_gguf_package_reads(smollm2_gguf):
+    """llmc's header reader (the gguf package's takes seconds over a vocabulary) against the package's
+    own reader on the real SmolLM2 file: every field's value and type, every tensor's place and view."""
+    import gguf
+
+    from llmc.sources.gguf_header import GGUFHeader
+
+    ours, theirs = GGUFHeader(smollm2_gguf), gguf.GGUFReader(smollm2_gguf)
+    fields = {key: field.contents() for key, field in theirs.fields.items() if not key.startswith("GGUF.")}
+    assert len(fields["tokenizer.ggml.tokens"]) == 49152
+    assert ours.fields == fields
+    assert {k: type(v) for k, v in ours.fields.items()} == {k: type(v) for k, v in fields.items()}
+    assert len(ours.tensors) == len(theirs.tensors)
+    for a, b in zip(ours.tensors, theirs.tensors):
+        assert (a.name, a.tensor_type, a.data_offset, a.n_bytes, a.shape) == \
+            (b.name, b.tensor_type, b.data_offset, b.n_bytes, tuple(int(d) for d in b.shape))
+        assert a.data.shape == b.data.shape and a.data.dtype == b.data.dtype
+        assert np.array_equal(a.data[:2], b.data[:2])

@@ -1,7 +1,7 @@
 """llama.cpp GGUF files: metadata as a config, tensors dequantized under Hugging Face names.
 
-Dequantization goes through the `gguf` package, a chunk of rows at a time, and
-llama.cpp's rotary row permutation of q/k is undone while rows are copied out.
+The header is read by llmc.sources.gguf_header; dequantization goes through the `gguf` package, a chunk
+of rows at a time, and llama.cpp's rotary row permutation of q/k is undone while rows are copied out.
 """
 from __future__ import annotations
 
@@ -26,25 +26,17 @@ def _open(path: Path):
 
 @functools.lru_cache(maxsize=2)
 def _open_cached(path: str, size: int, mtime_ns: int):
-    """Parsing a GGUF's metadata takes seconds (every vocabulary entry is a field): do it once."""
-    import gguf
+    from llmc.sources.gguf_header import GGUFHeader
 
     try:
-        return gguf.GGUFReader(path)
-    except Exception as exc:  # noqa: BLE001 - gguf raises ValueError, struct.error, IndexError...
+        return GGUFHeader(path)
+    except Exception as exc:  # noqa: BLE001 - a malformed file raises ValueError, struct.error, OSError...
         raise UserError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from None
 
 
 def metadata(reader, wanted=None) -> dict:
-    meta = {}
-    for key, field in reader.fields.items():
-        if wanted is not None and not any(key.startswith(w) for w in wanted):
-            continue
-        try:
-            meta[key] = field.contents()
-        except Exception:  # noqa: BLE001 - skip values the package cannot decode
-            continue
-    return meta
+    return {key: value for key, value in reader.fields.items()
+            if wanted is None or any(key.startswith(w) for w in wanted)}
 
 
 def model_type_of(meta: dict, path: Path) -> str:
