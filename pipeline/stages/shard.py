@@ -5,10 +5,10 @@ ndarray-cache.json (the name older runtimes and the seed guide read).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from llmc.graph import progress
@@ -43,25 +43,27 @@ def plan(sizes: list[int], cap: int) -> list[list[int]]:
     return shards
 
 
-def _write_shard(dest: Path, parts: list[Path]) -> None:
+def _write_shard(dest: Path, parts: list[Path]) -> str:
+    """Write the shard; its md5 (MLC's index records it), hashed from the bytes as they are copied."""
+    h = hashlib.md5()
     if len(parts) == 1:
         try:
             # A big tensor is a shard by itself: share the inode instead of writing it again.
             os.link(parts[0], dest)
-            return
+            parts, dest = [dest], None
         except OSError:
             pass
-    with open(dest, "wb") as out:
+    out = open(dest, "wb") if dest is not None else None
+    try:
         for part in parts:
             with open(part, "rb") as f:
-                shutil.copyfileobj(f, out, 8 << 20)
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
+                while chunk := f.read(8 << 20):
+                    h.update(chunk)
+                    if out is not None:
+                        out.write(chunk)
+    finally:
+        if out is not None:
+            out.close()
     return h.hexdigest()
 
 
@@ -80,10 +82,15 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     sizes = [(src / t["file"]).stat().st_size for t in tensors]
     records = []
     total = 0
-    with progress.task("shard", total=len(tensors)) as bar:
-        for n, members in enumerate(plan(sizes, options["max_shard_bytes"])):
+    shards = plan(sizes, options["max_shard_bytes"])
+
+    def write(n: int) -> str:
+        return _write_shard(out_dir / f"params_shard_{n}.bin", [src / tensors[i]["file"] for i in shards[n]])
+
+    # md5 and file copies let go of the GIL: two shards at a time keep both cores busy
+    with progress.task("shard", total=len(tensors)) as bar, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for n, (members, md5) in enumerate(zip(shards, pool.map(write, range(len(shards))))):
             name = f"params_shard_{n}.bin"
-            _write_shard(out_dir / name, [src / tensors[i]["file"] for i in members])
             offset, entries = 0, []
             for i in members:
                 t = tensors[i]
@@ -92,7 +99,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
                 offset += sizes[i]
                 bar.advance()
             records.append({"dataPath": name, "format": "raw-shard", "nbytes": offset,
-                            "records": entries, "md5sum": _md5(out_dir / name)})
+                            "records": entries, "md5sum": md5})
             total += offset
     index = {"metadata": mlc_metadata(len(tensors), total, listing["metadata"]["source_elements"]),
              "records": records}
