@@ -4,14 +4,14 @@ from setuptools import Extension, find_packages, setup
 
 FOLDERS = {"llmc": "pipeline", "llmc.store": "store", "llmc.runtime": "runtime"}
 
-# MLC's quantization rule in C (llmc.quant.group). The same bytes on every machine: no FMA contraction,
+# The group quantizers in C (llmc.quant.group). The same bytes on every machine: no FMA contraction,
 # no fast-math, no -march (a wheel built here runs, and agrees, everywhere).
-RULE = Extension("llmc.quant._rule", ["pipeline/quant/_rule.c"],
+KERNELS = Extension("llmc.quant._group", ["pipeline/quant/_group.c"],
                  extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math"])
 
 setup(
     package_dir=FOLDERS,
-    ext_modules=[RULE],
+    ext_modules=[KERNELS],
     package_data={"llmc.runtime": ["static/*"]},  # the chat page of llmc serve
     packages=[f"{name}.{sub}" if sub else name for name, folder in FOLDERS.items()
               for sub in ("", *find_packages(folder))],

@@ -1,9 +1,10 @@
-"""Group quantization (q3f16_*, q4f16_*, q4f32_1), in vectorized numpy (MLC's rule also in C).
+"""Group quantization (q3f16_*, q4f16_*, q4f32_1): C kernels (_group.c) over row ranges on threads.
 
 Two ways to choose the codes, one format (llmc.quant.layout's): "search" (the default) picks each
-group's scale and codes for the least weighted squared error (llmc.quant.search); "mlc" is MLC's rule,
-byte-identical to MLC's convert_weight: the order of casts and roundings follows MLC's TIR exactly
-(cast to the model dtype first; every operation rounded in that dtype).
+group's scale and codes for the least weighted squared error (llmc.quant.search, whose numpy version is
+the reference of the C); "mlc" is MLC's rule, byte-identical to MLC's convert_weight: the order of casts
+and roundings follows MLC's TIR exactly (cast to the model dtype first; every operation rounded in that
+dtype), in numpy here and in C with the same bytes.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 
 import numpy as np
 
+from llmc.errors import NotAvailable
 from llmc.families.base import Param
 from llmc.quant import search
 from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float, stem
@@ -57,19 +59,21 @@ _PARALLEL_ELEMS = 1 << 18  # smaller tensors are not worth a thread
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: np.ndarray | None = None,
+                   native: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """[N, K] float -> (q_weight [N, words] uint32, q_scale [N, groups]) in NK layout, and the sums of
-    squared reconstruction error and of squared weights (in the model dtype's values)."""
+    squared reconstruction error and of squared weights (in the model dtype's values). native=False runs
+    the numpy versions (MLC's rule: the same bytes; the search: its reference, equal up to rounding)."""
     if mode not in MODES:
         raise ValueError(f"quantization mode {mode!r}: expected one of {MODES}")
     n, k = w.shape
     q = np.empty((n, s.words(k)), np.uint32)
     scale = np.empty((n, s.groups(k)), s.model_dtype)
     rows = max(1, min(_ROWS_PER_CHUNK_ELEMS // max(k, 1), -(-n // WORKERS) if n * k >= _PARALLEL_ELEMS else n))
-    native = _native_rule(w, s) if mode == "mlc" else None
-    if native is not None:
-        src, quantize_chunk = native
+    weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
+    in_c = _in_c(w, s, mode, weights) if native else None
+    if in_c is not None:
+        src, quantize_chunk = in_c
 
         def chunk(r: int) -> tuple[float, float]:
             return quantize_chunk(src[r:r + rows], q[r:r + rows], scale[r:r + rows])
@@ -77,7 +81,6 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
         if mode == "mlc":
             quantize_rows = _quantize_rows
         else:
-            weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
             quantize_rows = functools.partial(search.search_groups, importance=weights)
 
         def chunk(r: int) -> tuple[float, float]:
@@ -102,40 +105,59 @@ def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: n
 
 
 @functools.cache
-def _rule_library():
-    """MLC's rule in C (_rule.c, built by setup.py), through ctypes; None where it was not built."""
+def c_library():
+    """The C kernels (_group.c, built by setup.py), through ctypes; None where they were not built."""
     import ctypes
 
     try:
-        from llmc.quant import _rule
+        from llmc.quant import _group
     except ImportError:
         return None
-    lib = ctypes.CDLL(_rule.__file__)
-    lib.mlc_rule.restype = ctypes.c_int
-    lib.mlc_rule.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
-                             ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib = ctypes.CDLL(_group.__file__)
+    p, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
+    lib.mlc_rule.restype = lib.search_groups.restype = i32
+    lib.mlc_rule.argtypes = [p, i32, i64, i64, i32, i32, i32, p, p, p]
+    lib.search_groups.argtypes = [p, i32, i64, i64, i32, i32, i32, p, p, i32, i32, p, p, p]
     return lib
 
 
-def _native_rule(w: np.ndarray, s: Scheme):
-    """(rows in the model dtype's values, chunk function) for the C rule, or None to use numpy's."""
-    lib = _rule_library()
-    dt = np.dtype(s.model_dtype)
-    if lib is None or dt not in (np.float16, np.float32) or s.group_size > 256 or s.group_size % s.per_word:
+def _c_fits(s: Scheme) -> bool:
+    return np.dtype(s.model_dtype) in (np.float16, np.float32) and s.group_size <= 256 and \
+        s.group_size % s.per_word == 0 and s.group_size % 8 == 0
+
+
+def _in_c(w: np.ndarray, s: Scheme, mode: str, weights: np.ndarray | None):
+    """(rows in the model dtype's values, chunk function) for the C kernel; None to use numpy's rule.
+    The search runs only in C (its bytes are defined there), so it needs the built library."""
+    lib = c_library()
+    if lib is None or not _c_fits(s):
+        if mode == "search":
+            raise NotAvailable(f"{s.name}: llmc's search quantizer is C (llmc.quant._group), and "
+                               + ("it was not built: reinstall llmc (pip install -e .) where a C compiler is"
+                                  if lib is None else f"it takes group sizes that are multiples of 8 up to 256"))
         return None
+    dt = np.dtype(s.model_dtype)
     src = np.asarray(w)
     if src.dtype not in (np.float16, np.float32) or (dt == np.float16 and src.dtype != dt):
         src = src.astype(dt)  # cast to the model dtype first, as MLC
     src = np.ascontiguousarray(src)
     k = src.shape[1]
+    model_f16 = int(dt == np.float16)
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, np.float32)
+    grid = np.asarray(search.GRID, np.float32)
 
     def chunk(rows: np.ndarray, q: np.ndarray, scale: np.ndarray) -> tuple[float, float]:
         sums = np.zeros(2, np.float64)
-        status = lib.mlc_rule(rows.ctypes.data, int(rows.dtype == np.float16), rows.shape[0], k,
-                              int(dt == np.float16), s.bits, s.group_size, q.ctypes.data, scale.ctypes.data,
-                              sums.ctypes.data)
+        head = (rows.ctypes.data, int(rows.dtype == np.float16), rows.shape[0], k, model_f16, s.bits, s.group_size)
+        if mode == "mlc":
+            status = lib.mlc_rule(*head, q.ctypes.data, scale.ctypes.data, sums.ctypes.data)
+        else:
+            status = lib.search_groups(*head, None if weights is None else weights.ctypes.data, grid.ctypes.data,
+                                       len(grid), search.ROUNDS, q.ctypes.data, scale.ctypes.data,
+                                       sums.ctypes.data)
         if status != 0:
-            raise ValueError(f"{s.name}: the C rule refused group size {s.group_size}")
+            raise ValueError(f"{s.name}: the C quantizer refused group size {s.group_size}")
         return float(sums[0]), float(sums[1])
 
     return src, chunk

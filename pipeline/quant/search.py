@@ -10,7 +10,10 @@ dtype, and the candidate with the least weighted squared error wins: weighted by
 per-channel importance when there is one, else by magnitude_weights. MLC's own candidate is in the
 race, so no group ends worse than MLC's rule would leave it, by that measure.
 
-Everything is per group in float32 numpy, so the bytes do not depend on chunking or threads.
+Convert runs this search in C (`search_groups` in _group.c, whose fixed summation order defines the
+bytes; per group, so they do not depend on chunking or threads). This numpy version is its readable
+reference: the tests hold the C to it (the same codes and scale in nearly every group, errors a rounding
+apart) and quality experiments can change it in a few lines.
 """
 from __future__ import annotations
 

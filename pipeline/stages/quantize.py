@@ -16,7 +16,7 @@ from llmc.graph import progress
 from llmc.sources import open_reader
 
 NAME = "quantize"
-VERSION = "3"
+VERSION = "4"
 EPHEMERAL = True
 TOOLS = ("python", "llmc", "numpy", "gguf", "safetensors", "torch")
 DEFAULTS = {"quantization": "q0f32", "mode": "search"}
