@@ -66,6 +66,50 @@ static inline float float_of(uint32_t u) {
     return f;
 }
 
+/* a group's values (zero past K) as float32, from float16 bits or float32 */
+static inline void load_group(const void *src, int src_f16, int64_t at, int width, int group_size, float *values) {
+    if (src_f16) {
+        const uint16_t *in = (const uint16_t *)src + at;
+        for (int i = 0; i < width; i++)
+            values[i] = f16_table[in[i]];
+    } else {
+        memcpy(values, (const float *)src + at, (size_t)width * 4);
+    }
+    for (int i = width; i < group_size; i++)
+        values[i] = 0.0f;
+}
+
+/* a group's signed codes packed into its words (K's padding stored as q = 0), its squared error and
+ * squared values added per lane (a group fills whole words: group_size % per_word == 0) */
+static inline void store_group(const float *codes, const float *values, float scale, int width, int group_size,
+                               int bits, uint32_t *word, double *err_by_lane, double *ref_by_lane) {
+    const int per_word = 32 / bits;
+    const float fmax_int = (float)((1 << (bits - 1)) - 1);
+    uint32_t levels[256];
+    for (int i = 0; i < group_size; i++) {
+        const float diff = codes[i] * scale - values[i];
+        err_by_lane[i] += (double)diff * (double)diff;
+        ref_by_lane[i] += (double)values[i] * (double)values[i];
+        levels[i] = i < width ? (uint32_t)(codes[i] + fmax_int) : 0;
+    }
+    for (int w = 0; w < group_size / per_word; w++) {
+        uint32_t packed = 0;
+        for (int j = 0; j < per_word; j++)
+            packed |= levels[w * per_word + j] << (j * bits);
+        word[w] = packed;
+    }
+}
+
+static void add_lanes(const double *err_by_lane, const double *ref_by_lane, int group_size, double *sums) {
+    double err = 0.0, ref = 0.0;
+    for (int i = 0; i < group_size; i++) {
+        err += err_by_lane[i];
+        ref += ref_by_lane[i];
+    }
+    sums[0] += err;
+    sums[1] += ref;
+}
+
 /* rows [n, k] of float16 bits (src_f16) or float32 values, already in the model dtype's values ->
  * q [n, words] uint32 and scale [n, groups] (float16 bits when model_f16, else float32); sums[0] +=
  * the squared reconstruction error, sums[1] += the squared weights. Returns 0, or -1 on bad shapes.
@@ -84,22 +128,12 @@ int mlc_rule(const void *src, int src_f16, int64_t n, int64_t k, int model_f16, 
     const float fmax_int = (float)max_int, top = (float)(2 * max_int);
     const uint32_t round_mask = model_f16 ? 0xffffe000u : 0xffffffffu, round_add = model_f16 ? 0x0fffu : 0u;
     float values[256], codes[256];
-    uint32_t levels[256];
     double err_by_lane[256] = {0}, ref_by_lane[256] = {0};
     for (int64_t r = 0; r < n; r++) {
-        uint32_t *qrow = q + r * words;
         for (int64_t g = 0; g < groups; g++) {
             const int64_t first = g * group_size;
             const int width = k - first < group_size ? (int)(k - first) : group_size;
-            if (src_f16) {
-                const uint16_t *in = (const uint16_t *)src + r * k + first;
-                for (int i = 0; i < width; i++)
-                    values[i] = f16_table[in[i]];
-            } else {
-                memcpy(values, (const float *)src + r * k + first, (size_t)width * 4);
-            }
-            for (int i = width; i < group_size; i++)
-                values[i] = 0.0f;
+            load_group(src, src_f16, r * k + first, width, group_size, values);
             uint32_t peak_bits = 0; /* the largest |value|: for non-NaN floats, bit order is value order */
             for (int i = 0; i < group_size; i++) {
                 const uint32_t a = bits_of(values[i]) & 0x7fffffffu;
@@ -126,31 +160,12 @@ int mlc_rule(const void *src, int src_f16, int64_t n, int64_t k, int model_f16, 
                 float level = (float_of(y) + 12582912.0f) - 12582912.0f;
                 level = level < 0.0f ? 0.0f : (level > top ? top : level);
                 codes[i] = level - fmax_int;
-                levels[i] = (uint32_t)level;
             }
-            for (int i = 0; i < group_size; i++) {
-                const float diff = codes[i] * scale - values[i];
-                err_by_lane[i] += (double)diff * (double)diff;
-                ref_by_lane[i] += (double)values[i] * (double)values[i];
-            }
-            for (int i = width; i < group_size; i++)
-                levels[i] = 0; /* K's padding is stored as q = 0 */
-            uint32_t *word = qrow + first / per_word; /* a group fills whole words: group_size % per_word == 0 */
-            for (int w = 0; w < group_size / per_word; w++) {
-                uint32_t packed = 0;
-                for (int j = 0; j < per_word; j++)
-                    packed |= levels[w * per_word + j] << (j * bits);
-                word[w] = packed;
-            }
+            store_group(codes, values, scale, width, group_size, bits, q + r * words + first / per_word,
+                        err_by_lane, ref_by_lane);
         }
     }
-    double err = 0.0, ref = 0.0;
-    for (int i = 0; i < group_size; i++) {
-        err += err_by_lane[i];
-        ref += ref_by_lane[i];
-    }
-    sums[0] += err;
-    sums[1] += ref;
+    add_lanes(err_by_lane, ref_by_lane, group_size, sums);
     return 0;
 }
 
@@ -228,7 +243,6 @@ int search_groups(const void *src, int src_f16, int64_t n, int64_t k, int model_
     const int64_t groups = (k + group_size - 1) / group_size, words = groups * group_size / per_word;
     const float fmax_int = (float)max_int;
     float values[256], weights[256], weighted[256], codes[256], best[256], scratch[256];
-    uint32_t levels[256];
     double err_by_lane[256] = {0}, ref_by_lane[256] = {0};
     Search s = {.weighted = weighted, .importance = weights, .n = group_size, .model_f16 = model_f16,
                 .lo = -fmax_int, .hi = fmax_int + 1.0f, .codes = codes, .best_codes = best, .scratch = scratch,
@@ -237,15 +251,7 @@ int search_groups(const void *src, int src_f16, int64_t n, int64_t k, int model_
         for (int64_t g = 0; g < groups; g++) {
             const int64_t first = g * group_size;
             const int width = k - first < group_size ? (int)(k - first) : group_size;
-            if (src_f16) {
-                const uint16_t *in = (const uint16_t *)src + r * k + first;
-                for (int i = 0; i < width; i++)
-                    values[i] = f16_table[in[i]];
-            } else {
-                memcpy(values, (const float *)src + r * k + first, (size_t)width * 4);
-            }
-            for (int i = width; i < group_size; i++)
-                values[i] = 0.0f;
+            load_group(src, src_f16, r * k + first, width, group_size, values);
             if (importance != NULL) {
                 memcpy(weights, importance + g * group_size, (size_t)group_size * 4);
             } else {
@@ -281,34 +287,17 @@ int search_groups(const void *src, int src_f16, int64_t n, int64_t k, int model_
                 ((uint16_t *)scale_out)[r * groups + g] = f32_to_f16(s.best_scale);
             else
                 ((float *)scale_out)[r * groups + g] = s.best_scale;
-            for (int i = 0; i < group_size; i++) {
-                const float diff = best[i] * s.best_scale - values[i];
-                err_by_lane[i] += (double)diff * (double)diff;
-                ref_by_lane[i] += (double)values[i] * (double)values[i];
-                levels[i] = i < width ? (uint32_t)(best[i] + fmax_int) : 0; /* K's padding: q = 0 */
-            }
-            uint32_t *word = q + r * words + first / per_word;
-            for (int w = 0; w < group_size / per_word; w++) {
-                uint32_t packed = 0;
-                for (int j = 0; j < per_word; j++)
-                    packed |= levels[w * per_word + j] << (j * bits);
-                word[w] = packed;
-            }
+            store_group(best, values, s.best_scale, width, group_size, bits, q + r * words + first / per_word,
+                        err_by_lane, ref_by_lane);
         }
     }
-    double err = 0.0, ref = 0.0;
-    for (int i = 0; i < group_size; i++) {
-        err += err_by_lane[i];
-        ref += ref_by_lane[i];
-    }
-    sums[0] += err;
-    sums[1] += ref;
+    add_lanes(err_by_lane, ref_by_lane, group_size, sums);
     return 0;
 }
 
 /* A Python extension only so that the build and the installer place it beside its package; the
  * functions above are called through ctypes. */
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_group", NULL, -1, NULL};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_group", .m_size = -1};
 
 PyMODINIT_FUNC PyInit__group(void) {
     for (uint32_t h = 0; h < 65536; h++)
