@@ -133,8 +133,8 @@ def _in_c(w: np.ndarray, s: Scheme, mode: str, weights: np.ndarray | None):
     if lib is None or not _c_fits(s):
         if mode == "search":
             raise NotAvailable(f"{s.name}: llmc's search quantizer is C (llmc.quant._group), and "
-                               + ("it was not built: reinstall llmc (pip install -e .) where a C compiler is"
-                                  if lib is None else f"it takes group sizes that are multiples of 8 up to 256"))
+                               + ("it was not built: reinstall llmc (pip install -e .) on a machine with a C compiler"
+                                  if lib is None else "it takes group sizes that are multiples of 8 up to 256"))
         return None
     dt = np.dtype(s.model_dtype)
     src = np.asarray(w)
