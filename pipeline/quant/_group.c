@@ -199,7 +199,7 @@ static void codes_for(const float *x, float inv, float lo, float hi, float *code
 }
 
 typedef struct {
-    const float *x, *weighted, *importance;
+    const float *weighted, *importance;
     double sxx;
     int n, model_f16;
     float lo, hi;
@@ -245,8 +245,7 @@ int search_groups(const void *src, int src_f16, int64_t n, int64_t k, int model_
     float values[256], weights[256], weighted[256], codes[256], best[256], scratch[256];
     double err_by_lane[256] = {0}, ref_by_lane[256] = {0};
     Search s = {.weighted = weighted, .importance = weights, .n = group_size, .model_f16 = model_f16,
-                .lo = -fmax_int, .hi = fmax_int + 1.0f, .codes = codes, .best_codes = best, .scratch = scratch,
-                .x = values};
+                .lo = -fmax_int, .hi = fmax_int + 1.0f, .codes = codes, .best_codes = best, .scratch = scratch};
     for (int64_t r = 0; r < n; r++) {
         for (int64_t g = 0; g < groups; g++) {
             const int64_t first = g * group_size;

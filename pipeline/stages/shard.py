@@ -6,6 +6,7 @@ ndarray-cache.json (the name older runtimes and the seed guide read).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -45,25 +46,22 @@ def plan(sizes: list[int], cap: int) -> list[list[int]]:
 
 def _write_shard(dest: Path, parts: list[Path]) -> str:
     """Write the shard; its md5 (MLC's index records it), hashed from the bytes as they are copied."""
-    h = hashlib.md5()
+    linked = False
     if len(parts) == 1:
         try:
             # A big tensor is a shard by itself: share the inode instead of writing it again.
             os.link(parts[0], dest)
-            parts, dest = [dest], None
+            linked = True
         except OSError:
             pass
-    out = open(dest, "wb") if dest is not None else None
-    try:
+    h = hashlib.md5()
+    with contextlib.nullcontext() if linked else open(dest, "wb") as out:
         for part in parts:
             with open(part, "rb") as f:
                 while chunk := f.read(8 << 20):
                     h.update(chunk)
                     if out is not None:
                         out.write(chunk)
-    finally:
-        if out is not None:
-            out.close()
     return h.hexdigest()
 
 
