@@ -4,8 +4,11 @@ TVM can die on inputs nobody tried (a segfault inside a schedule rule kills the 
 exception is raised). In a child, the parent sees the signal and reports it in one line; the
 runner then removes the staging folder, so nothing half-written reaches the store or an output.
 
-The child is `python -m llmc.graph.isolated MODULE:FUNCTION ARGS.json ERROR.json`: it calls
-FUNCTION(**ARGS) and, on an exception, writes its type, message and traceback to ERROR.json.
+The child is `python -P .../llmc/graph/isolated.py MODULE:FUNCTION ARGS.json ERROR.json`: it calls
+FUNCTION(**ARGS) and, on an exception, writes its type, message and traceback to ERROR.json. It runs
+as a script file, not `-m`: TVMScript's parser calls inspect.stack() for every kernel, and runpy's
+frozen frames send each call through inspect.getmodule's scan of sys.modules (4 s of a 135M compile).
+`-P` keeps this folder off sys.path.
 Only a cache miss starts one: a cached step never calls its stage's run().
 """
 from __future__ import annotations
@@ -47,7 +50,7 @@ def call(function: str, kwargs: dict, what: str) -> None:
         args_file, error_file, log_file = (Path(tmp) / n for n in ("args.json", "error.json", "child.log"))
         args_file.write_text(json.dumps(kwargs))
         with log_file.open("wb") as log:
-            proc = subprocess.run([sys.executable, "-m", "llmc.graph.isolated", function, str(args_file),
+            proc = subprocess.run([sys.executable, "-P", __file__, function, str(args_file),
                                    str(error_file)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if proc.returncode == 0:
             return
