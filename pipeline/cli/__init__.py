@@ -50,7 +50,7 @@ def root(
 
 
 def _register() -> None:
-    from llmc.cli import chat, compile, convert_weight, gen_config, serve, store_cmd
+    from llmc.cli import chat, compile, convert_weight, gen_config, release, serve, store_cmd
 
     for module in (convert_weight, gen_config, compile, chat, serve):
         name = module.COMMAND
@@ -58,6 +58,7 @@ def _register() -> None:
         if "_" in name:  # the seed guide's underscore names, and typer's dashed habit too
             app.command(name=name.replace("_", "-"), hidden=True, help=module.HELP)(module.command)
     app.add_typer(store_cmd.app, name="store")
+    app.add_typer(release.app, name="release")
 
 
 _register()

@@ -304,7 +304,7 @@ def compile_model(model: str, output: Path, store, device: str = "cpu", host: st
                 continue
             outputs.install_file(store, manifest, link.OUTPUT.format(format=plan.fmt), plan.output)
             store.set_ref(f"compile/{ref_segment(plan.output.name)}", manifest)
-            built.append(Built(plan.device.name, plan.output, manifest))
+            built.append(Built(plan.device.name, plan.output, manifest, runner.key(step)))
         if failed:
             raise BuildFailed(_failure_report(failed, built), tuple(built)) from failed[0]
         return Result(built[0].manifest if len(built) == 1 else None, output, runner.summary(), runner.counts(),

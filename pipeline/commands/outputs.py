@@ -116,20 +116,34 @@ def install_dir(store, manifest: str, out: Path, last: tuple[str, ...] = (), own
     """Materialize manifest into folder out. owned: globs of this command's files (stale ones are removed);
     exclude: artifact files that are not for the user's folder. last: kept for callers that name their
     index files; with the folder exchanged whole, order no longer matters."""
-    out = Path(out)
-    staging = _staging(out)
-    try:
+    def fill(staging: Path) -> None:
         store.materialize(manifest, staging)
         for name in exclude:
             (staging / name).unlink(missing_ok=True)
+        if out.is_dir():
+            new = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
+            stale = lambda rel: "/" not in rel and any(fnmatch.fnmatch(rel, g) for g in owned)  # noqa: E731
+            _link_tree(out, staging, lambda rel: rel in new or stale(rel))
+
+    _swap_in(Path(out), fill)
+
+
+def replace_dir(tree: Path, out: Path) -> None:
+    """Make a finished folder the output out, whole: nothing of an old out is kept."""
+    _swap_in(Path(out), lambda staging: os.rename(tree, staging))
+
+
+def _swap_in(out: Path, fill) -> None:
+    """fill(staging) builds the new folder beside out; it then replaces out in one rename (or
+    renameat2 exchange, the old folder then removed)."""
+    staging = _staging(out)
+    try:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"output {out} exists and is not a folder")
+        fill(staging)
         if not out.exists():
             os.rename(staging, out)
             return
-        if not out.is_dir():
-            raise UserError(f"output {out} exists and is not a folder")
-        new = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
-        stale = lambda rel: "/" not in rel and any(fnmatch.fnmatch(rel, g) for g in owned)  # noqa: E731
-        _link_tree(out, staging, lambda rel: rel in new or stale(rel))
         if not _exchange(staging, out):
             old = out.parent / f".{out.name}.llmc-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)

@@ -12,6 +12,7 @@ class Built:
     device: str
     output: Path
     manifest: str
+    key: str = ""                   # the link step's action key
 
 
 @dataclass

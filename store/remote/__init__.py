@@ -113,6 +113,21 @@ class Remote:
         store.put_action(key, manifest, provenance)
         return True
 
+    def fetch_object(self, store, kind: str, d: str) -> bool:
+        """One manifest or blob by digest, verified then published: a compile elsewhere reads a weights
+        artifact's index (its manifest and one blob), not its shards."""
+        local = store.manifest_path(d) if kind == "manifest" else store.blob_path(d)
+        if local.exists():
+            return True
+        tmp = self._fetch_verified(store, self._mirror(store, local), kind, d)
+        if tmp is None:
+            return False
+        try:
+            store._publish(tmp, local)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
     def fetch_artifact(self, store, manifest_digest: str) -> bool:
         """Manifest and blobs into the local store, every digest checked before it is published."""
         if store.has_artifact(manifest_digest):
