@@ -60,6 +60,8 @@ BAD_PLANS = {
     "quantization": (PLAN.replace('["q4f16_1", "q0f32"]', '["q4f16_1", "q9f16_1"]', 1), "'tiny-llama'", "q9f16_1"),
     "device": (PLAN.replace('["cpu", "iphone"]', '["cpu", "iphon"]', 1), "'tiny-llama'", "iphon"),
     "source": (PLAN.replace("models/tiny-neox", "models/missing"), "'tiny-neox'", "missing"),
+    "model": (PLAN.replace('source = "models/tiny-neox"', 'source = "smollm9_135m"'), "'tiny-neox'",
+              "smollm9_135m"),
     "model key": (PLAN.replace('conv_template = "chatml"', 'conv_tempalte = "chatml"', 1), "[[model]] #1",
                   "conv_tempalte"),
     "device table": (PLAN.replace("[device.iphone]", "[device.android]"), "[device.android]", "android"),
