@@ -124,8 +124,8 @@ def load(path: str | Path, output: str | None = None) -> Plan:
             raise UserError(f"[device.{name}]: no [[model]] builds for device {name!r} (devices in the plan: "
                             f"{', '.join(sorted(used))})")
         options[name] = _table(table, f"[device.{name}]", DEVICE_KEYS)
-    if not out.startswith("s3://"):
-        out = str((path.parent / Path(out).expanduser()).resolve()) if not Path(out).is_absolute() else out
+    if not out.startswith("s3://"):  # --output is relative to the working folder, the plan's to the plan
+        out = str(((Path.cwd() if output else path.parent) / Path(out).expanduser()).resolve())
     meaning = {"opt": opt, "mode": mode, "devices": options,
                "models": [{**e.__dict__, "source": _portable(e.source, path.parent),
                            "weights": _portable(e.weights, path.parent)} for e in entries]}
