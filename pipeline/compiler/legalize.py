@@ -55,16 +55,39 @@ def _plain_call_tir(out, call: relax.Call) -> bool:
             and all(a.same_as(b) for a, b in zip(out.args[1].fields, call.args)))
 
 
+_folding = False        # the reshape override acts only inside fold_constant's pass
+_registered = False
+
+
 def fold_constant():
     """FoldConstant, without building a TE kernel for every reshape of a non-constant tensor: it legalizes
     each reshape to see whether it folds (1,811 kernels, 2.4 s for SmolLM2), and only one of constants
-    can. LegalizeOps leaves reshapes alone (they run as views), so the override only changes what
-    FoldConstant tries; lower runs in its own process, where this registration lives."""
-    op = tvm.ir.Op.get("relax.reshape")
-    default = op.get_attr("FLegalize")
-    if not getattr(default, "llmc_constants_only", False):
-        def reshape_of_constants(bb, call):
-            return default(bb, call) if isinstance(call.args[0], tvm.ir.expr.Constant) else call
-        reshape_of_constants.llmc_constants_only = True
-        tvm.ir.register_op_attr("relax.reshape", "FLegalize", reshape_of_constants, level=11)
-    return transform.FoldConstant()
+    can. The override is registered once per process and acts only while this pass runs, so any other
+    legalization of a reshape (in a test process that lowers twice, say) is TVM's own."""
+    _register_reshape_override()
+
+    @tvm.transform.module_pass(opt_level=0, name="FoldConstantSkippingReshapes")
+    def fold(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        global _folding
+        _folding = True
+        try:
+            return transform.FoldConstant()(mod)
+        finally:
+            _folding = False
+
+    return fold
+
+
+def _register_reshape_override() -> None:
+    global _registered
+    if _registered:
+        return
+    default = tvm.ir.Op.get("relax.reshape").get_attr("FLegalize")
+
+    def reshape(bb, call):
+        if _folding and not isinstance(call.args[0], tvm.ir.expr.Constant):
+            return call
+        return default(bb, call)
+
+    tvm.ir.register_op_attr("relax.reshape", "FLegalize", reshape, level=11)
+    _registered = True
