@@ -60,7 +60,7 @@ def broken(kind, tiny_llama, tmp_path):
 CASES = {
     "no config": "no config.json",
     "no weights": "no weights found",
-    "unknown model type": "unknown model type 'bert'; supported: gemma2, gemma3, gpt2, gpt_neox, llama, mistral, phi3, qwen2, qwen3",
+    "unknown model type": "unknown model type 'bert'; supported: gemma2, gemma3, gpt2, gpt_neox, llama, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe",
     "missing tensor": "tensor model.layers.1.mlp.up_proj.weight is missing",
     "wrong shape": "has shape",
     "truncated safetensors": "truncated or corrupt",

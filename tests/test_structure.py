@@ -82,7 +82,8 @@ def test_every_family_is_one_folder_in_the_list():
     for family in families.FAMILIES:
         for part in ("config", "params", "gguf", "presets", "nn", "tiny"):
             assert (ROOT / "pipeline" / "families" / family.__name__.rsplit(".", 1)[1] / f"{part}.py").is_file()
-    assert set(families.SUPPORTED) == {"gemma2", "gemma3", "gpt2", "gpt_neox", "llama", "mistral", "phi3", "qwen2", "qwen3"}
+    assert set(families.SUPPORTED) == {"gemma2", "gemma3", "gpt2", "gpt_neox", "llama", "mistral", "mixtral", "phi3",
+                                         "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"}
     assert families.ALIASES["gptneox"] == "gpt_neox" and "smollm2_135m" in families.PRESETS
 
 

@@ -267,8 +267,8 @@ def _plans(model_dir: Path, output: Path, spec: dict, targets: list[devices.Devi
     why_cpu = models.cpu_only(spec["model_type"])
     for dev in targets:
         if why_cpu and not dev.is_cpu:
-            raise NotAvailable(f"{spec['model_type']} compiles for the cpu device only: {why_cpu}; TVM's "
-                               f"{dev.name} attention kernels have no equivalent yet")
+            raise NotAvailable(f"{spec['model_type']} compiles for the cpu device only: {why_cpu}, with no "
+                               f"{dev.name} version yet")
         out = default_output(output, model_dir, dev) if many else output
         fmt = output_format(out, dev)
         flags, notes = parse_opt(opt, dev, spec["quantization"], cache_dir)

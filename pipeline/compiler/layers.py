@@ -15,7 +15,7 @@ from llmc.quant.layout import Scheme, awq_slot
 from llmc.compiler import int8_matmul
 
 
-def _dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
+def dequant_group(q, scale, s: Scheme, n, k, nk: bool, dtype: str):
     """Dequantized weight element [n, k] of a group-quantized tensor, computed in dtype (the activation
     dtype: float32 on CPUs, where (q - max_int) * scale is then exact; the model dtype on GPUs, as MLC)."""
     word = q[n, k // s.per_word] if nk else q[k // s.per_word, n]
@@ -103,7 +103,7 @@ class GroupQuantLinear(_Linear):
 
     def _weight_at(self, tensors):
         q, sc = tensors
-        return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, self.nk, self.act)
+        return lambda i, j: dequant_group(q, sc, self.scheme, i, j, self.nk, self.act)
 
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         if not self.int8_activations:
@@ -173,7 +173,7 @@ class Embedding(nn.Module):
     def _weight_at(self, tensors):
         if self.quantized:
             q, sc = tensors
-            return lambda i, j: _dequant_group(q, sc, self.scheme, i, j, True, self.act)
+            return lambda i, j: dequant_group(q, sc, self.scheme, i, j, True, self.act)
         (w,) = tensors
         return lambda i, j: w[i, j]
 

@@ -73,7 +73,8 @@ def schedule(func: tirx.PrimFunc) -> tirx.PrimFunc | None:
     rows = 1
     for loop in loops[:-2]:
         rows = rows * _extent(sch, loop)
-    if _is_batch_decode(rows):
+    if _is_batch_decode(rows) or sch.get(acc).name_hint.startswith("moe"):
+        # an expert matmul's rows each gather their own expert's weight: a GEMV per row (compiler/moe.py)
         _gemv(sch, acc, weight, epilogue)
     else:
         _matmul(sch, acc, weight, epilogue)

@@ -13,10 +13,10 @@ import importlib
 from types import ModuleType
 
 from llmc.errors import UserError
-from llmc.families import gemma, gpt2, gpt_neox, llama, phi3, qwen
+from llmc.families import gemma, gpt2, gpt_neox, llama, mixtral, phi3, qwen, qwen_moe
 from llmc.families.base import Param
 
-FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2, gemma, phi3)
+FAMILIES: tuple[ModuleType, ...] = (llama, gpt_neox, qwen, gpt2, gemma, phi3, mixtral, qwen_moe)
 
 ARCHITECTURES: dict[str, ModuleType] = {t: f for f in FAMILIES for t in f.MODEL_TYPES}
 SUPPORTED = tuple(sorted(ARCHITECTURES))

@@ -47,7 +47,8 @@ def read_float(reader, p: Param) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     dtype = np.result_type(*parts)
-    return np.concatenate([np.asarray(x, dtype=dtype) for x in parts], axis=0)
+    joined = np.concatenate([np.asarray(x, dtype=dtype) for x in parts], axis=0)
+    return joined.reshape(p.shape) if len(p.shape) == 3 else joined  # stacked experts: [E, n, k]
 
 
 def as_stored(t: Tensor, w: np.ndarray) -> list[tuple[Tensor, np.ndarray]]:

@@ -24,15 +24,19 @@ KIND = "group"
 
 
 def is_quantized(p: Param, s: Scheme) -> bool:
-    return p.kind in ("linear", "final_fc", "embedding")
+    return p.kind in ("linear", "final_fc", "embedding", "experts")
 
 
 def tensors(p: Param, s: Scheme) -> list[Tensor]:
     if not is_quantized(p, s):
         return [float_tensor(p, s.model_dtype)]
-    n, k = p.shape
+    *lead, k = p.shape
     b = stem(p.name)
     words, groups = s.words(k), s.groups(k)
+    if p.kind == "experts":  # stacked [E, n, k]: every layout stores each expert NK, as MLC's MoE kernels read
+        return [Tensor(f"{b}.q_weight", (*lead, words), "uint32", p.name, "q_weight"),
+                Tensor(f"{b}.q_scale", (*lead, groups), s.model_dtype, p.name, "q_scale")]
+    (n,) = lead
     if s.layout == "KN" and p.kind != "embedding":
         return [Tensor(f"{b}.q_weight", (words, n), "uint32", p.name, "q_weight"),
                 Tensor(f"{b}.q_scale", (groups, n), s.model_dtype, p.name, "q_scale")]
@@ -48,7 +52,10 @@ def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, n
     w = read_float(reader, p)
     if not is_quantized(p, s):
         return as_stored(outs[0], w)
-    q, scale, choice.errors[p.name] = group_quantize(w, s, choice.mode, choice.importance.get(p.name))
+    q, scale, choice.errors[p.name] = group_quantize(w.reshape(-1, w.shape[-1]), s, choice.mode,
+                                                     choice.importance.get(p.name))
+    if p.kind == "experts":
+        return [(outs[0], q.reshape(outs[0].shape)), (outs[1], scale.reshape(outs[1].shape))]
     if outs[0].shape != q.shape:  # KN layout
         q, scale = np.ascontiguousarray(q.T), np.ascontiguousarray(scale.T)
     return [(outs[0], q), (outs[1], scale)]

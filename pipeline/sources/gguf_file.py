@@ -51,6 +51,8 @@ def hf_config(reader, path: Path) -> tuple[str, dict]:
     meta = metadata(reader)
     model_type = model_type_of(meta, path)
     arch = meta["general.architecture"]
+    if any("_exps." in t.name for t in reader.tensors):  # llama.cpp's Mixtral says "llama"
+        model_type = "mixtral"
     hf = architecture(model_type).gguf_config(meta, arch)
     hf["model_type"] = model_type
     hf.setdefault("tie_word_embeddings", not any(t.name == "output.weight" for t in reader.tensors))

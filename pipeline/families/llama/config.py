@@ -40,7 +40,7 @@ def normalize(hf: dict, model_type: str = "llama") -> dict:
     }
     if model_type == "llama":
         cfg["disaggregation"] = False  # MLC's LlamaConfig field (prefill/decode on separate engines)
-    if model_type == "mistral":
+    if model_type in ("mistral", "mixtral"):
         window = integer(hf, "sliding_window", default=0, low=0, high=MAX_CONTEXT)
         cfg["sliding_window_size"] = window or -1
         cfg["attention_sink_size"] = 0

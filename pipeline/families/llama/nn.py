@@ -37,25 +37,33 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, s: Scheme, act: str, attention=Attention):
+    def __init__(self, cfg: dict, s: Scheme, act: str, attention=Attention, mlp: nn.Module | None = None,
+                 mlp_name: str = "mlp"):
         eps, h = cfg["rms_norm_eps"], cfg["hidden_size"]
         self.self_attn = attention(cfg, s, act)
-        self.mlp = MLP(cfg, s, act)
+        self._mlp_name = mlp_name  # the attribute is the parameters' name: MLC's mixtral says "moe"
+        setattr(self, mlp_name, mlp if mlp is not None else MLP(cfg, s, act))
         self.input_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
         self.post_attention_layernorm = layers.RMSNorm(h, eps, s.model_dtype)
 
     def forward(self, x: nn.Tensor, cache, layer_id: int) -> nn.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cache, layer_id)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        return x + getattr(self, self._mlp_name)(self.post_attention_layernorm(x))
 
 
 class CausalLM(decoder.CausalLM):
     ATTENTION = Attention  # a family with llama's decoder and its own attention overrides this
+    MLP_NAME = "mlp"
+
+    def feed_forward(self, cfg: dict, s: Scheme, act: str, layer: int) -> nn.Module:
+        """Layer `layer`'s MLP (a mixture-of-experts family's sparse blocks override this)."""
+        return MLP(cfg, s, act)
 
     def __init__(self, cfg: dict, s: Scheme, act: str):
         backbone = decoder.Backbone(
             "embed_tokens", layers.Embedding(cfg["vocab_size"], cfg["hidden_size"], s, act),
-            [DecoderLayer(cfg, s, act, self.ATTENTION) for _ in range(cfg["num_hidden_layers"])],
+            [DecoderLayer(cfg, s, act, self.ATTENTION, self.feed_forward(cfg, s, act, i), self.MLP_NAME)
+             for i in range(cfg["num_hidden_layers"])],
             "norm", layers.RMSNorm(cfg["hidden_size"], cfg["rms_norm_eps"], s.model_dtype))
         super().__init__("model", backbone, "lm_head", cfg, s, act)
 

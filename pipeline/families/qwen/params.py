@@ -11,19 +11,24 @@ def params(cfg: dict) -> list[Param]:
     out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
-        attn = f"{p}.self_attn"
-        out.append(Param(f"{attn}.c_attn.weight", (q + 2 * kv, h), "linear",
-                         tuple(f"{attn}.{x}_proj.weight" for x in "qkv")))
-        if qkv_bias(cfg):
-            out.append(Param(f"{attn}.c_attn.bias", (q + 2 * kv,), "bias", tuple(f"{attn}.{x}_proj.bias" for x in "qkv")))
-        out.append(Param(f"{attn}.o_proj.weight", (h, q), "linear", (f"{attn}.o_proj.weight",)))
-        if cfg.get("attention_bias"):
-            out.append(Param(f"{attn}.o_proj.bias", (h,), "bias", (f"{attn}.o_proj.bias",)))
-        if qk_norm(cfg):
-            out += [Param(f"{attn}.q_norm.weight", (hd,), "norm", (f"{attn}.q_norm.weight",)),
-                    Param(f"{attn}.k_norm.weight", (hd,), "norm", (f"{attn}.k_norm.weight",))]
-        out += mlp_and_norms(p, h, inter)
+        out += attention(cfg, p) + mlp_and_norms(p, h, inter)
     return out + head(cfg)
+
+
+def attention(cfg: dict, p: str) -> list[Param]:
+    """Layer p's attention: fused q/k/v (and their bias), o_proj, qwen3's q/k norms."""
+    h, hd, q, kv, _ = dims(cfg)
+    attn = f"{p}.self_attn"
+    out = [Param(f"{attn}.c_attn.weight", (q + 2 * kv, h), "linear", tuple(f"{attn}.{x}_proj.weight" for x in "qkv"))]
+    if qkv_bias(cfg):
+        out.append(Param(f"{attn}.c_attn.bias", (q + 2 * kv,), "bias", tuple(f"{attn}.{x}_proj.bias" for x in "qkv")))
+    out.append(Param(f"{attn}.o_proj.weight", (h, q), "linear", (f"{attn}.o_proj.weight",)))
+    if cfg.get("attention_bias"):
+        out.append(Param(f"{attn}.o_proj.bias", (h,), "bias", (f"{attn}.o_proj.bias",)))
+    if qk_norm(cfg):
+        out += [Param(f"{attn}.q_norm.weight", (hd,), "norm", (f"{attn}.q_norm.weight",)),
+                Param(f"{attn}.k_norm.weight", (hd,), "norm", (f"{attn}.k_norm.weight",))]
+    return out
 
 
 def hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:

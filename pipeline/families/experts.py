@@ -1,0 +1,49 @@
+"""The parameters of a mixture-of-experts block, shared by the MoE families (mixtral, qwen_moe).
+
+Experts are stacked as MLC stores them: one [E, 2 * inter, hidden] tensor of every expert's gate and up
+rows (gate first, as transformers' own gate_up_proj), one [E, hidden, inter] of their down projections;
+kind "experts" is group-quantized per row like a linear weight. The router stays float (kind "router").
+"""
+from __future__ import annotations
+
+from llmc.families.base import Param
+
+
+def experts(prefix: str, mlc: tuple[str, str], num_experts: int, hidden: int, inter: int,
+            hf_names: tuple[str, str, str]) -> list[Param]:
+    """mlc: the MLC names of the stacked gate/up and down tensors; hf_names: (gate, up, down) of one
+    expert under prefix, {e} standing for its index."""
+    gate, up, down = (f"{prefix}.{name}" for name in hf_names)
+    return [
+        Param(mlc[0], (num_experts, 2 * inter, hidden), "experts",
+              tuple(n.format(e=e) for e in range(num_experts) for n in (gate, up))),
+        Param(mlc[1], (num_experts, hidden, inter), "experts", tuple(down.format(e=e) for e in range(num_experts))),
+    ]
+
+
+def router(name: str, num_experts: int, hidden: int, hf: str) -> Param:
+    return Param(name, (num_experts, hidden), "router", (hf,))
+
+
+def hf_shapes(spec: list[Param], dense: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the Hugging Face tensors behind spec: an expert's each is its slice of the stacked
+    tensor; a fused dense parameter's come from dense (HF name -> shape), the others are the param's."""
+    shapes = {}
+    for p in spec:
+        if p.kind == "experts":
+            e, rows, k = p.shape
+            per_expert = len(p.hf) // e
+            for name in p.hf:
+                shapes[name] = (rows // per_expert, k)
+        elif len(p.hf) == 1:
+            shapes[p.hf[0]] = p.shape
+        else:
+            shapes.update({name: dense[name] for name in p.hf})
+    return shapes
+
+
+def is_sparse(layer: int, cfg: dict) -> bool:
+    """transformers' rule for qwen2_moe / qwen3_moe: a layer is a MoE block unless it is listed in
+    mlp_only_layers or off the decoder_sparse_step grid (mixtral: every layer)."""
+    return (layer not in cfg.get("mlp_only_layers", [])
+            and (layer + 1) % cfg.get("decoder_sparse_step", 1) == 0)

@@ -1,0 +1,150 @@
+"""Mixture of experts: the router kernel against torch's softmax + top-k, a block where one expert takes every
+token, each family's quantized library against transformers on the dequantized weights, and the errors of
+what is not built. (q0f32 parity of every MoE variant is test_compile_correctness's, through the families'
+VARIANTS.)"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tvm
+from tvm.relax.frontend import nn
+
+from compiled import build, hf_greedy, library, rel_error, run_teacher_forced
+from test_compile_quantized import hf_with, unfuse
+from weights_io import dequantize_group, read_params
+
+from llmc import devices as targets
+from llmc.compiler import moe
+from llmc.quant import scheme
+
+TARGET = tvm.target.Target(targets.resolve("cpu", None, None).target)
+
+
+def tensor(a):
+    return tvm.runtime.tensor(np.ascontiguousarray(a), tvm.cpu())
+
+
+def route(logits: np.ndarray, top_k: int, renormalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    func = moe.router(logits.shape[1], top_k, renormalize).with_attr("global_symbol", "main")
+    run = tvm.compile(tvm.IRModule({"main": func}), TARGET)
+    weights, experts = tensor(np.zeros((len(logits), top_k), np.float32)), tensor(np.zeros((len(logits), top_k), np.int32))
+    run(tensor(logits.astype(np.float32)), weights, experts)
+    return weights.numpy(), experts.numpy()
+
+
+@pytest.mark.parametrize("num_experts,top_k,renormalize", [(8, 2, True), (60, 4, False), (128, 8, True), (5, 1, False)])
+def test_router_matches_torch_softmax_topk(num_experts, top_k, renormalize):
+    import torch
+
+    logits = np.random.default_rng(num_experts).normal(0, 2, (37, num_experts)).astype(np.float32)
+    weights, experts = route(logits, top_k, renormalize)
+    probs = torch.softmax(torch.from_numpy(logits), dim=-1)
+    ref_w, ref_e = torch.topk(probs, top_k, dim=-1)
+    if renormalize:
+        ref_w = ref_w / ref_w.sum(-1, keepdim=True)
+    np.testing.assert_array_equal(experts, ref_e.numpy())
+    np.testing.assert_allclose(weights, ref_w.numpy(), rtol=2e-6, atol=1e-7)
+
+
+def test_router_ties_take_the_lowest_expert_and_share_weight():
+    logits = np.array([[1, 1, 1, 1], [0.5, 2, 2, -1], [3, 0, 3, 3], [np.nan, 0, 1, 1]], np.float32)
+    weights, experts = route(logits, 2, False)
+    assert experts[:3].tolist() == [[0, 1], [1, 2], [0, 2]]
+    np.testing.assert_allclose(weights[0], [0.25, 0.25], rtol=1e-6)
+    assert weights[1, 0] == weights[1, 1]
+    assert (experts[3] >= 0).all() and (experts[3] < 4).all()  # NaN logits still index real experts
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg, s):
+        self.mlp = moe.SparseMoE(cfg, s, "float32")
+
+    def forward(self, x):
+        return self.mlp(x)
+
+
+def test_one_expert_takes_every_token_and_the_others_none():
+    """A router that sends all 12 tokens of a prefill to expert 2 (top-1): every row equals expert 2's MLP,
+    and the unrouted experts' weights (NaN here) are never read."""
+    h, inter, e, t = 32, 24, 4, 12
+    cfg = {"hidden_size": h, "moe_intermediate_size": inter, "num_experts": e, "num_experts_per_tok": 1,
+           "norm_topk_prob": False}
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.normal(0, 1, (t, h))).astype(np.float32) + 0.1
+    gate = np.zeros((e, h), np.float32)
+    gate[2] = 1.0  # positive inputs: expert 2's logit is the largest for every token
+    gate_up = np.full((e, 2 * inter, h), np.nan, np.float32)
+    down = np.full((e, h, inter), np.nan, np.float32)
+    gate_up[2] = rng.normal(0, 0.2, (2 * inter, h))
+    down[2] = rng.normal(0, 0.2, (h, inter))
+    mod, specs = _Block(cfg, scheme("q0f32")).export_tvm({"forward": {"x": nn.spec.Tensor(["t", h], "float32")}})
+    run = tvm.relax.VirtualMachine(tvm.compile(mod, TARGET), tvm.cpu())
+    params = {"mlp.gate.weight": gate, "mlp.moe_gate_up_proj.weight": gate_up, "mlp.moe_down_proj.weight": down}
+    out = run["forward"](tensor(x), *[tensor(params[name]) for name, _ in specs]).numpy()
+    g, u = np.split(x @ gate_up[2].T, 2, axis=-1)
+    probs = np.exp(x @ gate.T - (x @ gate.T).max(-1, keepdims=True))
+    weight = (probs / probs.sum(-1, keepdims=True))[:, 2:3]
+    np.testing.assert_allclose(out, weight * ((g / (1 + np.exp(-g)) * u) @ down[2].T), rtol=1e-5, atol=1e-6)
+
+
+QUANTIZED = {  # variant: (family, quantization, bits, group)
+    "mixtral-top2": ("mixtral", "q4f16_1", 4, 32),
+    "qwen2moe-shared-dense": ("qwen_moe", "q3f16_1", 3, 40),
+    "qwen3moe-top4-step2": ("qwen_moe", "q4f32_1", 4, 32),
+}
+
+
+def _dequantized(folder, bits: int, group: int, cfg: dict) -> dict[str, np.ndarray]:
+    """The library's weights as transformers names them in memory (stacked experts, gate then up)."""
+    params = read_params(folder)
+    hidden = cfg["hidden_size"]
+    inter = cfg.get("moe_intermediate_size", cfg["intermediate_size"])
+    state = {}
+    for name, arr in params.items():
+        if name.endswith(".q_scale"):
+            continue
+        base = name.rsplit(".", 1)[0]
+        if name.endswith(".q_weight"):
+            scale = params[base + ".q_scale"]
+            if arr.ndim == 3:  # stacked experts, NK per expert
+                k = hidden if base.endswith(("e1_e3", "moe_gate_up_proj")) else inter
+                flat = dequantize_group(arr.reshape(-1, arr.shape[-1]), scale.reshape(-1, scale.shape[-1]), bits,
+                                        group, k)
+                layer = base.split(".moe.")[0].split(".mlp.")[0]
+                kind = "gate_up_proj" if base.endswith(("e1_e3", "moe_gate_up_proj")) else "down_proj"
+                state[f"{layer}.mlp.experts.{kind}"] = flat.reshape(arr.shape[0], arr.shape[1], k).astype(np.float32)
+                continue
+            k = hidden if "embed_tokens" in base or "lm_head" in base else _in_features(base, cfg)
+            state.update(unfuse(base + ".weight", dequantize_group(arr, scale, bits, group, k).astype(np.float32), cfg))
+        else:
+            state.update(unfuse(name.replace(".moe.gate.", ".mlp.gate."), arr.astype(np.float32), cfg))
+    return state
+
+
+def _in_features(base: str, cfg: dict) -> int:
+    if base.endswith("shared_expert.down_proj"):
+        return cfg["shared_expert_intermediate_size"]
+    if base.endswith("down_proj"):
+        return cfg["intermediate_size"]
+    if base.endswith("o_proj"):
+        return cfg["num_attention_heads"] * cfg["head_dim"]
+    return cfg["hidden_size"]
+
+
+@pytest.mark.parametrize("variant", sorted(QUANTIZED))
+def test_quantized_moe_matches_dequantized_transformers(variant, models_dir, session_store, tmp_path_factory):
+    from llmc import families
+
+    family, quant, bits, group = QUANTIZED[variant]
+    tiny = families.tiny_module(getattr(families, family))
+    model_dir = tiny.make(models_dir / f"moe-{variant}", **tiny.VARIANTS[variant])
+    folder = build(model_dir, quant, tmp_path_factory.mktemp(variant) / "out", session_store, prefill_chunk_size=8)
+    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
+    prompt = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
+    greedy, ref = hf_greedy(hf_with(model_dir, _dequantized(folder, bits, group, cfg)), prompt, 8)
+    ours = run_teacher_forced(library(folder), prompt, greedy)
+    errors = [rel_error(a, b) for a, b in zip(ours, ref)]
+    assert max(errors) <= 1e-4, errors
+    assert [int(np.argmax(a)) for a in ours] == [int(np.argmax(b)) for b in ref]
