@@ -69,22 +69,3 @@ def test_moe_on_a_gpu_device_names_the_cpu_kernels(models_dir, tmp_path, capsys)
     assert "qwen3_moe compiles for the cpu device only" in err and "expert matmuls" in err
     assert not (tmp_path / "lib.so").exists()
 
-
-def test_moe_gguf_with_stacked_experts_is_refused_by_name(tmp_path, capsys):
-    """llama.cpp's MoE files (Mixtral under architecture "llama", qwen3moe) keep experts in ffn_*_exps tensors."""
-    import gguf
-
-    for arch in ("llama", "qwen3moe"):
-        path = tmp_path / f"{arch}.gguf"
-        writer = gguf.GGUFWriter(str(path), arch)
-        writer.add_block_count(1)
-        writer.add_tensor("blk.0.ffn_gate_exps.weight", np.zeros((4, 8, 16), np.float32))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        code = cli.run(["convert_weight", str(path), "--quantization", "q4f16_1", "-o", str(tmp_path / "out"),
-                        "--store", str(tmp_path / "store")])
-        err = _one_line_error(code, capsys)
-        assert "ffn_*_exps" in err and "not read yet" in err
-        assert not (tmp_path / "out").exists()

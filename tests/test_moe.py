@@ -148,3 +148,50 @@ def test_quantized_moe_matches_dequantized_transformers(variant, models_dir, ses
     errors = [rel_error(a, b) for a, b in zip(ours, ref)]
     assert max(errors) <= 1e-4, errors
     assert [int(np.argmax(a)) for a in ours] == [int(np.argmax(b)) for b in ref]
+
+
+def _in_memory(state: dict[str, np.ndarray], cfg: dict) -> dict[str, np.ndarray]:
+    """Checkpoint names (one tensor per expert, mixtral's block_sparse_moe) -> transformers' in-memory ones."""
+    out, stacks = {}, {}
+    for name, w in state.items():
+        name = name.replace(".block_sparse_moe.gate.", ".mlp.gate.")
+        if ".experts." not in name:
+            out[name] = w
+            continue
+        layer, rest = name.split(".block_sparse_moe.experts." if "block_sparse_moe" in name else ".mlp.experts.")
+        e, kind = rest.split(".")[:2]
+        stacks.setdefault(layer, {}).setdefault(int(e), {})[{"w1": "gate_proj", "w3": "up_proj", "w2": "down_proj"}
+                                                             .get(kind, kind)] = w
+    for layer, per_expert in stacks.items():
+        order = sorted(per_expert)
+        out[f"{layer}.mlp.experts.gate_up_proj"] = np.stack(
+            [np.concatenate([per_expert[e]["gate_proj"], per_expert[e]["up_proj"]]) for e in order])
+        out[f"{layer}.mlp.experts.down_proj"] = np.stack([per_expert[e]["down_proj"] for e in order])
+    return out
+
+
+@pytest.mark.parametrize("family,variant,arch,qtype", [
+    ("mixtral", "mixtral-top2", "llama", "Q8_0"),            # llama.cpp's Mixtral: a llama file with experts
+    ("qwen_moe", "qwen2moe-shared-dense", "qwen2moe", "F16"),  # the shared expert's gate stored as a vector
+    ("qwen_moe", "qwen3moe-top4-step2", "qwen3moe", "Q4_0"),   # (expert rows of whole 32-blocks below)
+])
+def test_moe_gguf_matches_transformers(family, variant, arch, qtype, models_dir, session_store, tmp_path_factory):
+    """A GGUF written as llama.cpp writes one (experts stacked in ffn_*_exps), read by llmc; transformers runs
+    the values the file holds."""
+    from llmc import families
+    from llmc.families.tiny import write_gguf
+
+    tiny = families.tiny_module(getattr(families, family))
+    spec = {**tiny.VARIANTS[variant], "mlp_only_layers": (), "sparse_step": 1, "moe_inter": 64} \
+        if family == "qwen_moe" else tiny.VARIANTS[variant]  # llama.cpp's qwen MoE graphs have no dense layers
+    model_dir = tiny.make(models_dir / f"moe-gguf-{variant}", **spec)
+    where = tmp_path_factory.mktemp(f"moe-gguf-{variant}")
+    held = write_gguf(model_dir, where / "model.gguf", arch, qtype)
+    folder = build(where / "model.gguf", "q0f32", where / "out", session_store, prefill_chunk_size=8)
+    cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
+    prompt = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
+    state = _in_memory({k: v.astype(np.float32) for k, v in held.items()}, cfg)
+    greedy, ref = hf_greedy(hf_with(model_dir, state), prompt, 8)
+    ours = run_teacher_forced(library(folder), prompt, greedy)
+    errors = [rel_error(a, b) for a, b in zip(ours, ref)]
+    assert max(errors) <= 1e-4, errors

@@ -47,3 +47,18 @@ def is_sparse(layer: int, cfg: dict) -> bool:
     mlp_only_layers or off the decoder_sparse_step grid (mixtral: every layer)."""
     return (layer not in cfg.get("mlp_only_layers", [])
             and (layer + 1) % cfg.get("decoder_sparse_step", 1) == 0)
+
+
+def gguf_config(meta: dict, arch: str, renormalized: bool) -> dict:
+    """The experts' Hugging Face config fields from a GGUF's metadata. llama.cpp's graph fixes whether an
+    architecture renormalizes the top-k weights (expert_weights_norm, when written, says so)."""
+    def get(key, default=None):
+        return meta.get(f"{arch}.{key}", default)
+
+    out = {"num_experts": get("expert_count"), "num_experts_per_tok": get("expert_used_count"),
+           "norm_topk_prob": bool(get("expert_weights_norm", renormalized))}
+    if get("expert_feed_forward_length") is not None:
+        out["moe_intermediate_size"] = get("expert_feed_forward_length")
+    if get("expert_shared_feed_forward_length") is not None:
+        out["shared_expert_intermediate_size"] = get("expert_shared_feed_forward_length")
+    return out

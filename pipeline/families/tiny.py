@@ -70,7 +70,8 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16", ke
     from llmc import families
 
     cfg = json.loads((hf_dir / "config.json").read_text())
-    family = families.architecture(families.ALIASES[arch])
+    model_type = families.ALIASES[cfg.get("model_type", arch)]
+    family = families.architecture(model_type)
     state = {}
     for f in sorted(hf_dir.glob("*.safetensors")):
         state.update(load_file(f))
@@ -79,7 +80,8 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16", ke
     _gguf_tokenizer(writer, hf_dir)
     layers = cfg.get("num_hidden_layers", cfg.get("n_layer"))
     names = {hf: gguf_name for gguf_name, hf in _expand(family.GGUF_NAMES, layers).items()}
-    permuted = family.gguf_unpermute(families.model_config(cfg, families.ALIASES[arch]))
+    experts = _stack_experts(state, names)
+    permuted = family.gguf_unpermute(families.model_config(cfg, model_type))
     to_file = getattr(family, "gguf_from_hf", lambda name, w: w)
     to_hf = getattr(family, "gguf_to_hf", lambda name, w: w)
     held = {}
@@ -91,11 +93,14 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16", ke
         if name in permuted:
             n = permuted[name]
             w = w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-        if w.ndim == 2 and "position" not in names[name]:
+        if w.ndim in (2, 3) and "position" not in names[name]:
             qtype = getattr(gguf.GGMLQuantizationType, tensor_type)
-            if tensor_type in K_ENCODERS and w.shape[1] % 256:
+            if tensor_type in K_ENCODERS and w.shape[-1] % 256:
                 qtype = gguf.GGMLQuantizationType.Q8_0
-            data = K_ENCODERS[tensor_type](w) if qtype.name in K_ENCODERS else quantize(w, qtype)
+            if qtype.name in K_ENCODERS:
+                data = K_ENCODERS[tensor_type](w.reshape(-1, w.shape[-1])).reshape(*w.shape[:-1], -1)
+            else:
+                data = quantize(w, qtype)
             writer.add_tensor(names[name], data, raw_shape=data.shape, raw_dtype=qtype)
             back = dequantize(data, qtype).reshape(w.shape) if keep else None
         else:
@@ -106,12 +111,31 @@ def write_gguf(hf_dir: Path, path: Path, arch: str, tensor_type: str = "F16", ke
         if name in permuted:  # the file's values in Hugging Face's order
             n = permuted[name]
             back = back.reshape(n, back.shape[0] // n // 2, 2, *back.shape[1:]).swapaxes(1, 2).reshape(back.shape)
+        if name in experts:  # the stacked tensor back as the checkpoint's one tensor per expert
+            held.update({pattern: back[e] for e, pattern in enumerate(experts[name])})
+            continue
         held[name] = to_hf(name, back)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return held
+
+
+def _stack_experts(state: dict, names: dict[str, str]) -> dict[str, list[str]]:
+    """Each layer's per-expert checkpoint tensors stacked [E, n, k] under their {e} pattern (what names maps
+    to the file's ffn_*_exps), as llama.cpp's converter stacks them; returns pattern -> the names stacked."""
+    import numpy as np
+
+    stacked = {}
+    for pattern in [n for n in names if "{e}" in n]:
+        members = []
+        while pattern.format(e=len(members)) in state:
+            members.append(pattern.format(e=len(members)))
+        if members:
+            state[pattern] = np.stack([state.pop(m) for m in members])
+            stacked[pattern] = members
+    return stacked
 
 
 def _gguf_metadata(writer, cfg: dict, arch: str) -> None:
@@ -136,6 +160,14 @@ def _gguf_metadata(writer, cfg: dict, arch: str) -> None:
         writer.add_rope_freq_base(float(cfg.get("rotary_emb_base", 10000.0)))
         writer.add_parallel_residual(bool(cfg.get("use_parallel_residual", True)))
         return
+    experts = first("num_local_experts", "num_experts")
+    if experts:
+        writer.add_expert_count(experts)
+        writer.add_expert_used_count(cfg["num_experts_per_tok"])
+        if cfg.get("moe_intermediate_size"):
+            writer.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+        if cfg.get("shared_expert_intermediate_size"):
+            writer.add_expert_shared_feed_forward_length(cfg["shared_expert_intermediate_size"])
     head_dim = cfg.get("head_dim") or hidden // heads
     writer.add_head_count_kv(cfg.get("num_key_value_heads", heads))
     writer.add_key_length(head_dim)
@@ -212,7 +244,7 @@ def _expand(names: dict[str, str], layers: int) -> dict[str, str]:
     out = {}
     for gguf_name, hf in names.items():
         if "{i}" in gguf_name:
-            out.update({gguf_name.format(i=i): hf.format(i=i) for i in range(layers)})
+            out.update({gguf_name.format(i=i): hf.replace("{i}", str(i)) for i in range(layers)})
         else:
             out[gguf_name] = hf
     return out

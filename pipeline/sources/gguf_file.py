@@ -51,7 +51,7 @@ def hf_config(reader, path: Path) -> tuple[str, dict]:
     meta = metadata(reader)
     model_type = model_type_of(meta, path)
     arch = meta["general.architecture"]
-    if any("_exps." in t.name for t in reader.tensors):  # llama.cpp's Mixtral says "llama"
+    if model_type == "llama" and any("_exps." in t.name for t in reader.tensors):  # llama.cpp's Mixtral
         model_type = "mixtral"
     hf = architecture(model_type).gguf_config(meta, arch)
     hf["model_type"] = model_type
@@ -74,7 +74,7 @@ def name_map(model_type: str, cfg: dict) -> dict[str, str]:
     for pattern, hf in arch.GGUF_NAMES.items():
         if "{i}" in pattern:
             for i in range(num_layers(cfg)):
-                out[pattern.format(i=i)] = hf.format(i=i)
+                out[pattern.format(i=i)] = hf.replace("{i}", str(i))  # an experts name keeps its {e}
         else:
             out[pattern] = hf
     return out
@@ -93,6 +93,7 @@ class GGUFReader:
         self.to_hf = getattr(architecture(model_type), "gguf_to_hf", None)
         self.head_dim = cfg.get("head_dim")
         self.tensors = {}
+        self.expert = {}  # a Hugging Face name -> its index in a stacked experts tensor
         for t in self.reader.tensors:
             if t.name in ignored:
                 continue
@@ -101,11 +102,22 @@ class GGUFReader:
             if t.tensor_type.name not in SUPPORTED_TYPES:
                 raise UserError(f"{path}: tensor {t.name} has type {t.tensor_type.name}; supported: "
                                 f"{', '.join(SUPPORTED_TYPES)}")
+            if "{e}" in names[t.name]:  # [E, n, k]: expert e's tensor is slice e
+                for e in range(int(t.shape[-1]) if len(t.shape) == 3 else 0):
+                    self.tensors[names[t.name].format(e=e)] = t
+                    self.expert[names[t.name].format(e=e)] = e
+                continue
             self.tensors[names[t.name]] = t
 
     def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
-        return {n: (self._hf_shape(n, tuple(int(d) for d in reversed(t.shape))), t.tensor_type.name)
-                for n, t in self.tensors.items()}
+        return {n: (self._hf_shape(n, self._stored(n)[1]), self.tensors[n].tensor_type.name) for n in self.tensors}
+
+    def _stored(self, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The tensor's data and its shape in numpy order: an expert's slice of a stacked tensor."""
+        t = self.tensors[name]
+        shape = tuple(int(d) for d in reversed(t.shape))
+        e = self.expert.get(name)
+        return (t.data, shape) if e is None else (t.data[e], shape[1:])
 
     def _hf_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         if self.to_hf is None:
@@ -116,14 +128,14 @@ class GGUFReader:
         import gguf
 
         t = self.tensors[name]
-        shape = tuple(int(d) for d in reversed(t.shape))
+        stored, shape = self._stored(name)
         if t.tensor_type.name == "F32" and name not in self.unpermute:
-            return self._as_hf(name, np.asarray(t.data).reshape(shape))
+            return self._as_hf(name, np.asarray(stored).reshape(shape))
         rows = shape[0] if len(shape) > 1 else 1
         if t.tensor_type.name == "F16" and self.to_hf is None:
             # float16 as stored (a view of the mapping; the rows in Hugging Face order copied in float16):
             # the quantizer widens a few rows at a time, so no float32 copy of a whole tensor is made
-            w = np.asarray(t.data).reshape(rows, -1)
+            w = np.asarray(stored).reshape(rows, -1)
             target = self._row_targets(name, rows)
             if target is not None:
                 order = np.empty_like(target)
@@ -131,7 +143,7 @@ class GGUFReader:
                 w = w[order]
             return w.reshape(shape)
         cols = int(np.prod(shape)) // rows
-        data = np.asarray(t.data).reshape(rows, -1)
+        data = np.asarray(stored).reshape(rows, -1)
         out = np.empty((rows, cols), np.float32)
         target = self._row_targets(name, rows)
         step = max(1, _CHUNK_ELEMS // max(cols, 1))

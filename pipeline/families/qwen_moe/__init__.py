@@ -4,7 +4,7 @@ mlp_only_layers keep a dense MLP.
 
 A family folder: config.py, params.py, gguf.py, presets.py, nn.py (TVM, lower only), tiny.py (test models).
 """
-from llmc.families.qwen_moe.gguf import GGUF_IGNORED, GGUF_NAMES, gguf_config, gguf_unpermute
+from llmc.families.qwen_moe.gguf import GGUF_IGNORED, GGUF_NAMES, gguf_config, gguf_from_hf, gguf_to_hf, gguf_unpermute
 from llmc.families.qwen_moe.config import normalize
 from llmc.families.qwen_moe.params import hf_shapes, params
 from llmc.families.qwen_moe.presets import PRESETS
@@ -14,4 +14,4 @@ ALIASES = {"qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen3_moe", "qwen2moe": "qwen
 CPU_ONLY = "the router and the gathered expert matmuls are llmc's CPU kernels"
 
 __all__ = ["ALIASES", "CPU_ONLY", "GGUF_IGNORED", "GGUF_NAMES", "MODEL_TYPES", "PRESETS", "gguf_config",
-           "gguf_unpermute", "hf_shapes", "normalize", "params"]
+           "gguf_from_hf", "gguf_to_hf", "gguf_unpermute", "hf_shapes", "normalize", "params"]
