@@ -113,3 +113,26 @@ def test_supported_follows_the_target_cpu():
 
     assert int8_matmul.supported(cpu("znver4")) and int8_matmul.supported(cpu("alderlake"))
     assert not int8_matmul.supported(cpu("generic")) and not int8_matmul.supported(cpu("skylake"))
+
+
+@needs_vnni
+@pytest.mark.parametrize("t,per_slot", [(1, False), (1, True), (3, False), (2, True)])
+def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):
+    """MoE decode: row (token, slot) multiplies its token's (or slot's own) activations with the routed
+    expert's weight of the stacked [E, N, K], and only that expert's."""
+    num_experts, n, k, top_k = 4, 96, 128, 2
+    parts = [mlc_q4(n, k, "float32", seed=e) for e in range(num_experts)]
+    packed = np.stack([p for _, p, _ in parts])
+    scale = np.stack([s for _, _, s in parts])
+    rows = t * top_k if per_slot else t
+    x = np.random.default_rng(t).standard_normal((rows, k)).astype(np.float32)
+    experts = np.array([[(3 * r + j) % num_experts for j in range(top_k)] for r in range(t)], np.int32)
+    out = tensor(np.zeros((t, top_k, n), np.float32))
+    kernel = int8_matmul.expert_gemv(num_experts, n, k, top_k, per_slot, "float32")
+    compiled(kernel)(*quantized(x, rows, parallel=False), tensor(experts), tensor(packed), tensor(scale), out)
+    for r in range(t):
+        for j in range(top_k):
+            q, _, s = parts[experts[r, j]]
+            row = x[r * top_k + j if per_slot else r][None]
+            want = int8_reference(row, q, s)[0]
+            np.testing.assert_allclose(out.numpy()[r, j], want, rtol=0, atol=2e-6 * np.abs(want).max())

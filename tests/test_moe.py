@@ -220,3 +220,24 @@ def test_batch_decode_groups_tokens_by_expert_and_matches_one_at_a_time(models_d
     batched = lib.decode(kv, [0, 1, 2], [11, 12, 13])
     for a, b in zip(batched, alone):
         assert rel_error(a, b) <= 1e-5
+
+
+@pytest.mark.skipif(not __import__("llmc.compiler.int8_matmul", fromlist=["supported"]).supported(TARGET),
+                    reason="this CPU has neither AVX512-VNNI nor AVX-VNNI (the int8 kernels need one)")
+def test_default_opt_decodes_experts_with_int8_activations(models_dir, session_store, tmp_path_factory):
+    """At O2 the routed experts' decode GEMVs take int8 activations (as the dense layers do): close to the
+    exact O1 library, and not equal to it (equal would mean the int8 expert kernel never ran)."""
+    from llmc.families import qwen_moe, tiny_module
+
+    tiny = tiny_module(qwen_moe)
+    model = tiny.make(models_dir / "moe-int8", **{**tiny.VARIANTS["qwen3moe-top4-step2"], "moe_inter": 64})
+    out = tmp_path_factory.mktemp("moe-o2") / "out"
+    build(model, "q4f32_1", out, session_store, lib_name="lib-O1.so", opt="O1", prefill_chunk_size=8)
+    build(model, "q4f32_1", out, session_store, lib_name="lib-O2.so", opt="O2", prefill_chunk_size=8)
+    steps = list(range(30, 300, 9))
+    prompt = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
+    exact, fast = (run_teacher_forced(library(out, name), prompt, steps) for name in ("lib-O1.so", "lib-O2.so"))
+    cosines = [float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(exact, fast)]
+    assert min(cosines) > 0.999, cosines
+    assert np.mean([np.argmax(a) == np.argmax(b) for a, b in zip(exact, fast)]) >= 0.8
+    assert max(np.abs(a - b).max() for a, b in zip(exact, fast)) > 1e-5

@@ -185,6 +185,63 @@ def gemv(n: int, k: int, scale_dtype: str):
     return q4_int8_gemv
 
 
+class ExpertSlice:
+    """One expert's [N, ...] slice of a stacked [E, N, ...] buffer, indexed as the 2-D one."""
+
+    def __init__(self, stacked, expert):
+        self.stacked, self.expert = stacked, expert
+
+    def __getitem__(self, index):
+        return self.stacked[(self.expert, *index)]
+
+
+@functools.cache
+def expert_gemv(num_experts: int, n: int, k: int, top_k: int, per_slot: bool, scale_dtype: str):
+    """out[t, j, N] = the int8 product of token t's activation row (per_slot: row t * top_k + j) with
+    expert experts[t, j]'s 4-bit weight [N, K] of the stacked [E, N, K]: gemv's loop over (slot, row)
+    units, each reading only its routed expert's row."""
+    steps, units = k // STEP, top_k * n
+    units_per_chunk, chunks = _chunks(units)
+    slots = top_k if per_slot else 1
+
+    @T.prim_func(private=True, s_tir=True)
+    def q4_int8_expert_gemv(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
+                            var_experts: T.handle, q_weight: T.Buffer((num_experts, n, k // 8), "uint32"),
+                            q_scale: T.Buffer((num_experts, n, k // GROUP), scale_dtype), var_out: T.handle):
+        T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        t = T.int64()
+        xe = T.match_buffer(var_xe, (t * slots, k // 2), "int8")
+        xo = T.match_buffer(var_xo, (t * slots, k // 2), "int8")
+        corr = T.match_buffer(var_corr, (t * slots, k // 8), "int32")
+        sx = T.match_buffer(var_sx, (t * slots, k // 8), "float32")
+        experts = T.match_buffer(var_experts, (t, top_k), "int32")
+        out = T.match_buffer(var_out, (t, top_k, n), "float32")
+        for chunk in T.parallel(chunks):
+            with T.sblock("gemv"):
+                T.reads()
+                T.writes()
+                acc = T.sblock_alloc_buffer((8,), "float32", scope="local")
+                for unit_in_chunk, r in T.grid(units_per_chunk, t):
+                    unit: T.let[T.int32] = chunk * units_per_chunk + unit_in_chunk
+                    if unit < units:
+                        j: T.let[T.int32] = unit // n
+                        row: T.let[T.int32] = unit % n
+                        e: T.let[T.int32] = experts[r, j]
+                        xr: T.let[T.int32] = T.Cast("int32", r) * slots + T.min(j, slots - 1)
+                        acc[T.ramp(0, 1, 8)] = T.broadcast(T.float32(0), 8)
+                        for step in T.serial(steps):
+                            even: T.let[T.int8x32] = xe[xr, T.ramp(step * 32, 1, 32)]
+                            odd: T.let[T.int8x32] = xo[xr, T.ramp(step * 32, 1, 32)]
+                            zero: T.let[T.int32x8] = corr[xr, T.ramp(step * 8, 1, 8)]
+                            packed: T.let[T.int32x8] = T.reinterpret("int32x8", q_weight[e, row, T.ramp(step * 8, 1, 8)])
+                            dot: T.let[T.int32x8] = _dot(_dot(zero, _low(packed), even), _high(packed), odd)
+                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", dot) * (
+                                _group_scales(ExpertSlice(q_scale, e), row, step) * sx[xr, T.ramp(step * 8, 1, 8)])
+                        out[r, j, row] = _lane_sum(acc, 0)
+
+    return q4_int8_expert_gemv
+
+
 TOKEN_TILE = 4  # a prefill's rows are padded to a multiple of this (quantize_activations zeroes them)
 
 

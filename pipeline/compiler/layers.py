@@ -217,16 +217,21 @@ def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n:
     for d in x.shape[:-1]:
         rows = rows * d
     decode = _one_token(x)
-    tile = 1 if decode else int8_matmul.TOKEN_TILE
-    padded = rows if decode else (rows + tile - 1) // tile * tile
-    flat = nn.op.reshape(x, (rows, k))
-    act = nn.op.tensor_ir_op(int8_matmul.quantize_activations(k, parallel=not decode), "quantize_int8", [flat], [
-        nn.Tensor.placeholder((padded, k // 2), "int8"), nn.Tensor.placeholder((padded, k // 2), "int8"),
-        nn.Tensor.placeholder((padded, k // 8), "int32"), nn.Tensor.placeholder((padded, k // 8), "float32")])
+    act = int8_activations(nn.op.reshape(x, (rows, k)), decode)
     kernel, name = (int8_matmul.gemv, "q4_int8_gemv") if decode else (int8_matmul.gemm, "q4_int8_gemm")
     y = nn.op.tensor_ir_op(kernel(n, k, q_scale.dtype), name, [*act, q_weight, q_scale],
                            nn.Tensor.placeholder((rows, n), "float32"))
     return nn.op.reshape(y, (*x.shape[:-1], n))
+
+
+def int8_activations(flat: nn.Tensor, decode: bool) -> tuple:
+    """flat [rows, K] quantized to int8 for the int8 kernels (a prefill's rows padded to whole token tiles)."""
+    rows, k = flat.shape
+    tile = 1 if decode else int8_matmul.TOKEN_TILE
+    padded = rows if decode else (rows + tile - 1) // tile * tile
+    return nn.op.tensor_ir_op(int8_matmul.quantize_activations(k, parallel=not decode), "quantize_int8", [flat], [
+        nn.Tensor.placeholder((padded, k // 2), "int8"), nn.Tensor.placeholder((padded, k // 2), "int8"),
+        nn.Tensor.placeholder((padded, k // 8), "int32"), nn.Tensor.placeholder((padded, k // 8), "float32")])
 
 
 def int8_ok(s: Scheme, n: int, k: int) -> bool:
@@ -242,6 +247,8 @@ def use_int8_activations(model: nn.Module) -> int:
         if isinstance(module, GroupQuantLinear) and int8_ok(module.scheme, module.out_features, module.in_features):
             module.int8_activations, switched = True, switched + 1
         elif isinstance(module, Embedding) and module.quantized and int8_ok(module.scheme, module.vocab, module.dim):
+            module.int8_activations, switched = True, switched + 1
+        elif getattr(module, "int8_eligible", None) is not None and module.int8_eligible():  # moe.Experts
             module.int8_activations, switched = True, switched + 1
     return switched
 

@@ -18,7 +18,8 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 from tvm.script import tirx as T
 
-from llmc.compiler import layers
+from llmc.compiler import int8_matmul, layers
+from llmc.compiler.int8_matmul import ExpertSlice
 from llmc.quant import Scheme
 
 
@@ -126,7 +127,7 @@ def grouped_matmul(num_experts: int, n: int, k: int, top_k: int, per_slot: bool,
 
     def panel_value(w0, w1, e, row, col):
         if quantized:
-            return layers.dequant_group(_Expert(w0, e), _Expert(w1, e), s, row, col, True, "float32")
+            return layers.dequant_group(ExpertSlice(w0, e), ExpertSlice(w1, e), s, row, col, True, "float32")
         return w0[e, row, col].astype("float32")
 
     def x_at(x, src, col):
@@ -191,16 +192,6 @@ def _expert_matmul(x, experts, weight_at, n: int, k: int, per_slot: bool):
         x[(*row(a, b), r)].astype("float32") * w[a, b, r, i].astype("float32"), axis=r), name="moe_acc")
 
 
-class _Expert:
-    """One expert's [out, ...] slice of a stacked tensor, indexed as a 2-D one."""
-
-    def __init__(self, stacked, expert):
-        self.stacked, self.expert = stacked, expert
-
-    def __getitem__(self, index):
-        return self.stacked[(self.expert, *index)]
-
-
 class Experts(nn.Module):
     """E stacked [out, in] weights, in the scheme's group quantization (per expert row) or float."""
 
@@ -217,6 +208,11 @@ class Experts(nn.Module):
     def _params(self) -> list:
         return [self.q_weight, self.q_scale] if self.quantized else [self.weight]
 
+    int8_activations = False  # set by layers.use_int8_activations
+
+    def int8_eligible(self) -> bool:
+        return self.quantized and layers.int8_ok(self.scheme, self.out_features, self.in_features)
+
     def forward(self, x: nn.Tensor, experts: nn.Tensor, groups: tuple | None = None) -> nn.Tensor:
         """x [t, in] (every slot reads its token's row) or [t, k, in] -> [t, k, out] float32; groups, the
         rows grouped by expert (grouping's order and offsets), for a prefill."""
@@ -228,13 +224,19 @@ class Experts(nn.Module):
             weights = self._params() if self.quantized else [self.weight, self.weight]
             return nn.op.tensor_ir_op(kernel, "moe_grouped", [x, *groups, *weights],
                                       nn.Tensor.placeholder((t, top_k, n), "float32"))
+        if self.int8_activations:  # decode at O2/O3: the dense layers' int8 GEMV, on the routed experts' rows
+            t, top_k = experts.shape
+            act = layers.int8_activations(op.reshape(x, (t * top_k, k)) if per_slot else x, decode=True)
+            kernel = int8_matmul.expert_gemv(self.num_experts, n, k, top_k, per_slot, self.q_scale.dtype)
+            return nn.op.tensor_ir_op(kernel, "q4_int8_expert_gemv", [*act, experts, self.q_weight, self.q_scale],
+                                      nn.Tensor.placeholder((t, top_k, n), "float32"))
 
         def compute(xt, ids, *tensors):
             if self.quantized:
                 q, sc = tensors
 
                 def at(e, i, j):
-                    return layers.dequant_group(_Expert(q, e), _Expert(sc, e), s, i, j, True, act)
+                    return layers.dequant_group(ExpertSlice(q, e), ExpertSlice(sc, e), s, i, j, True, act)
             else:
                 (w,) = tensors
 
