@@ -70,13 +70,14 @@ def random_model(hf: dict, path: Path) -> tuple[Path, int]:
     return path, count
 
 
+# VmHWM, not ru_maxrss: Linux carries a forking parent's peak into the child's ru_maxrss across exec.
 CONVERT = """
-import resource, sys
+import re, sys
 from pathlib import Path
 from llmc.commands.convert_weight import convert_weight
 from llmc.store import Store
 convert_weight(sys.argv[1], "q4f16_1", Path(sys.argv[2]), Store(Path(sys.argv[3])).ensure(), mode="mlc")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 """
 
 

@@ -125,10 +125,15 @@ def grouped_matmul(num_experts: int, n: int, k: int, top_k: int, per_slot: bool,
     quantized = s.kind == "group"
     words, groups = (s.words(K), s.groups(K)) if quantized else (0, 0)
 
-    def panel_value(w0, w1, e, row, col):
-        if quantized:
-            return layers.dequant_group(ExpertSlice(w0, e), ExpertSlice(w1, e), s, row, col, True, "float32")
-        return w0[e, row, col].astype("float32")
+    # The panel is filled a packed word at a time: the tile's L words of one k-range (one per weight row,
+    # a gather) are loaded once into `word` and give per_word rows of the panel by shifts (a group's scale
+    # covers whole words), not a gather per element.
+    per_word = s.per_word if quantized else 1
+    padded = words * per_word if quantized else K
+
+    def unpacked(word, scale, v):
+        value = T.bitwise_and(T.shift_right(word, T.uint32(v * s.bits)), T.uint32(s.mask))
+        return (value.astype("float32") - T.float32(s.max_int)) * scale
 
     def x_at(x, src, col):
         return (x[src // S, src % S, col] if per_slot else x[src // S, col]).astype("float32")
@@ -151,7 +156,9 @@ def grouped_matmul(num_experts: int, n: int, k: int, top_k: int, per_slot: bool,
             with T.sblock("grouped"):
                 T.reads()
                 T.writes()
-                panel = T.sblock_alloc_buffer((K, L), "float32", scope="local")
+                panel = T.sblock_alloc_buffer((padded, L), "float32", scope="local")
+                word = T.sblock_alloc_buffer((L,), "uint32", scope="local")
+                scale = T.sblock_alloc_buffer((L,), "float32", scope="local")
                 acc = T.sblock_alloc_buffer((R, L), "float32", scope="local")
                 src = T.sblock_alloc_buffer((R,), "int32", scope="local")
                 e: T.let[T.int32] = T.Cast("int32", task // tiles)
@@ -159,9 +166,18 @@ def grouped_matmul(num_experts: int, n: int, k: int, top_k: int, per_slot: bool,
                 start: T.let[T.int32] = offsets[e]
                 end: T.let[T.int32] = offsets[e + 1]
                 if end > start:
-                    for c in T.serial(K):
-                        for j in T.vectorized(L):
-                            panel[c, j] = panel_value(w0, w1, e, col0 + j, c)
+                    if quantized:
+                        for wi in T.serial(words):
+                            for j in T.vectorized(L):
+                                word[j] = w0[e, col0 + j, wi]
+                                scale[j] = T.Cast("float32", w1[e, col0 + j, wi * per_word // s.group_size])
+                            for v in T.unroll(per_word):
+                                for j in T.vectorized(L):
+                                    panel[wi * per_word + v, j] = unpacked(word[j], scale[j], v)
+                    else:
+                        for c in T.serial(K):
+                            for j in T.vectorized(L):
+                                panel[c, j] = T.Cast("float32", w0[e, col0 + j, c])
                     for rt in T.serial((end - start + R - 1) // R):
                         for i in T.unroll(R):
                             src[i] = order[T.min(start + rt * R + i, end - 1)]
