@@ -29,13 +29,16 @@ def params(cfg: dict) -> list[Param]:
     out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
-        out += [
-            Param(f"{p}.self_attn.qkv_proj.weight", (q + 2 * kv, h), "linear",
-                  tuple(f"{p}.self_attn.{x}_proj.weight" for x in "qkv")),
-            Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",)),
-            *mlp_and_norms(p, h, inter),
-        ]
+        out += attention(cfg, p) + mlp_and_norms(p, h, inter)
     return out + head(cfg)
+
+
+def attention(cfg: dict, p: str) -> list[Param]:
+    """Layer p's attention: q/k/v fused, and o_proj."""
+    h, _, q, kv, _ = dims(cfg)
+    return [Param(f"{p}.self_attn.qkv_proj.weight", (q + 2 * kv, h), "linear",
+                  tuple(f"{p}.self_attn.{x}_proj.weight" for x in "qkv")),
+            Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",))]
 
 
 def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from llmc.families import experts
 from llmc.families.base import Param
-from llmc.families.llama.params import dims, embedding, head
+from llmc.families.llama.params import attention, dims, embedding, head
 
 HF_EXPERT = ("block_sparse_moe.experts.{e}.w1.weight", "block_sparse_moe.experts.{e}.w3.weight",
              "block_sparse_moe.experts.{e}.w2.weight")
@@ -15,10 +15,7 @@ def params(cfg: dict) -> list[Param]:
     out = [embedding(cfg)]
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
-        out += [
-            Param(f"{p}.self_attn.qkv_proj.weight", (q + 2 * kv, h), "linear",
-                  tuple(f"{p}.self_attn.{x}_proj.weight" for x in "qkv")),
-            Param(f"{p}.self_attn.o_proj.weight", (h, q), "linear", (f"{p}.self_attn.o_proj.weight",)),
+        out += attention(cfg, p) + [
             experts.router(f"{p}.moe.gate.weight", e, h, f"{p}.block_sparse_moe.gate.weight"),
             *experts.experts(p, (f"{p}.moe.e1_e3.weight", f"{p}.moe.e2.weight"), e, h, inter, HF_EXPERT),
             Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
