@@ -12,7 +12,7 @@ import tvm
 from tvm.relax.frontend import nn
 
 from compiled import build, hf_greedy, library, rel_error, run_teacher_forced
-from test_compile_quantized import hf_with, unfuse
+from test_compile_quantized import HEAD, SCHEMES, hf_with, unfuse
 from weights_io import dequantize_group, read_params
 
 from llmc import devices as targets
@@ -89,15 +89,16 @@ def test_one_expert_takes_every_token_and_the_others_none():
     np.testing.assert_allclose(out, weight * ((g / (1 + np.exp(-g)) * u) @ down[2].T), rtol=1e-5, atol=1e-6)
 
 
-QUANTIZED = {  # variant: (family, quantization, bits, group)
-    "mixtral-top2": ("mixtral", "q4f16_1", 4, 32),
-    "qwen2moe-shared-dense": ("qwen_moe", "q3f16_1", 3, 40),
-    "qwen3moe-top4-step2": ("qwen_moe", "q4f32_1", 4, 32),
-}
+QUANTIZED = [  # (family, variant, quantization): the three families, then every other scheme on one of them
+    ("mixtral", "mixtral-top2", "q4f16_1"), ("qwen_moe", "qwen2moe-shared-dense", "q3f16_1"),
+    ("qwen_moe", "qwen3moe-top4-step2", "q4f32_1"),
+    *[("qwen_moe", "qwen3moe-top4-step2", q) for q in ("q0f16", "q4f16_0", "q3f16_0", "q4f16_2", "q3f16_1h8")],
+]
 
 
-def _dequantized(folder, bits: int, group: int, cfg: dict) -> dict[str, np.ndarray]:
+def _dequantized(folder, quant: str, cfg: dict) -> dict[str, np.ndarray]:
     """The library's weights as transformers names them in memory (stacked experts, gate then up)."""
+    bits, group, layout = SCHEMES[quant]
     params = read_params(folder)
     hidden = cfg["hidden_size"]
     inter = cfg.get("moe_intermediate_size", cfg["intermediate_size"])
@@ -106,18 +107,22 @@ def _dequantized(folder, bits: int, group: int, cfg: dict) -> dict[str, np.ndarr
         if name.endswith(".q_scale"):
             continue
         base = name.rsplit(".", 1)[0]
-        if name.endswith(".q_weight"):
-            scale = params[base + ".q_scale"]
-            if arr.ndim == 3:  # stacked experts, NK per expert
-                k = hidden if base.endswith(("e1_e3", "moe_gate_up_proj")) else inter
-                flat = dequantize_group(arr.reshape(-1, arr.shape[-1]), scale.reshape(-1, scale.shape[-1]), bits,
-                                        group, k)
-                layer = base.split(".moe.")[0].split(".mlp.")[0]
-                kind = "gate_up_proj" if base.endswith(("e1_e3", "moe_gate_up_proj")) else "down_proj"
-                state[f"{layer}.mlp.experts.{kind}"] = flat.reshape(arr.shape[0], arr.shape[1], k).astype(np.float32)
-                continue
-            k = hidden if "embed_tokens" in base or "lm_head" in base else _in_features(base, cfg)
-            state.update(unfuse(base + ".weight", dequantize_group(arr, scale, bits, group, k).astype(np.float32), cfg))
+        gate_up = base.endswith(("e1_e3", "moe_gate_up_proj"))
+        if arr.ndim == 3:  # stacked experts (NK per expert in every layout), quantized or float
+            k = hidden if gate_up else inter
+            if name.endswith(".q_weight"):
+                scale = params[base + ".q_scale"]
+                arr = dequantize_group(arr.reshape(-1, arr.shape[-1]), scale.reshape(-1, scale.shape[-1]), bits,
+                                       group, k).reshape(arr.shape[0], arr.shape[1], k)
+            layer = base.split(".moe.")[0].split(".mlp.")[0]
+            state[f"{layer}.mlp.experts.{'gate_up_proj' if gate_up else 'down_proj'}"] = arr.astype(np.float32)
+        elif name.endswith(".q_weight"):
+            head = "embed_tokens" in base or "lm_head" in base
+            b, g = HEAD[quant] if head and quant in HEAD else (bits, group)
+            lay = "NK" if "embed_tokens" in base or (head and quant in HEAD) else layout
+            k = hidden if head else _in_features(base, cfg)
+            w = dequantize_group(arr, params[base + ".q_scale"], b, g, k, lay)
+            state.update(unfuse(base + ".weight", w.astype(np.float32), cfg))
         else:
             state.update(unfuse(name.replace(".moe.gate.", ".mlp.gate."), arr.astype(np.float32), cfg))
     return state
@@ -133,17 +138,17 @@ def _in_features(base: str, cfg: dict) -> int:
     return cfg["hidden_size"]
 
 
-@pytest.mark.parametrize("variant", sorted(QUANTIZED))
-def test_quantized_moe_matches_dequantized_transformers(variant, models_dir, session_store, tmp_path_factory):
+@pytest.mark.parametrize("family,variant,quant", QUANTIZED, ids=[f"{v}-{q}" for _, v, q in QUANTIZED])
+def test_quantized_moe_matches_dequantized_transformers(family, variant, quant, models_dir, session_store,
+                                                        tmp_path_factory):
     from llmc import families
 
-    family, quant, bits, group = QUANTIZED[variant]
     tiny = families.tiny_module(getattr(families, family))
     model_dir = tiny.make(models_dir / f"moe-{variant}", **tiny.VARIANTS[variant])
     folder = build(model_dir, quant, tmp_path_factory.mktemp(variant) / "out", session_store, prefill_chunk_size=8)
     cfg = json.loads((folder / "mlc-chat-config.json").read_text())["model_config"]
     prompt = [5, 17, 42, 99, 3, 250, 7, 1, 88, 123, 200, 31, 64, 9, 150, 270]
-    greedy, ref = hf_greedy(hf_with(model_dir, _dequantized(folder, bits, group, cfg)), prompt, 8)
+    greedy, ref = hf_greedy(hf_with(model_dir, _dequantized(folder, quant, cfg)), prompt, 8)
     ours = run_teacher_forced(library(folder), prompt, greedy)
     errors = [rel_error(a, b) for a, b in zip(ours, ref)]
     assert max(errors) <= 1e-4, errors
