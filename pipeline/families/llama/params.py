@@ -47,9 +47,14 @@ def mlp_and_norms(p: str, h: int, inter: int) -> list[Param]:
         Param(f"{p}.mlp.gate_up_proj.weight", (2 * inter, h), "linear",
               (f"{p}.mlp.gate_proj.weight", f"{p}.mlp.up_proj.weight")),
         Param(f"{p}.mlp.down_proj.weight", (h, inter), "linear", (f"{p}.mlp.down_proj.weight",)),
-        Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
-        Param(f"{p}.post_attention_layernorm.weight", (h,), "norm", (f"{p}.post_attention_layernorm.weight",)),
+        *norms(p, h),
     ]
+
+
+def norms(p: str, h: int) -> list[Param]:
+    """Layer p's RMSNorms before attention and before the MLP."""
+    return [Param(f"{p}.{n}.weight", (h,), "norm", (f"{p}.{n}.weight",))
+            for n in ("input_layernorm", "post_attention_layernorm")]
 
 
 def hf_shapes(cfg: dict, spec: list[Param] | None = None) -> dict[str, tuple[int, ...]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from llmc.families import experts
 from llmc.families.base import Param
-from llmc.families.llama.params import attention, dims, embedding, head
+from llmc.families.llama.params import attention, dims, embedding, head, norms
 
 HF_EXPERT = ("block_sparse_moe.experts.{e}.w1.weight", "block_sparse_moe.experts.{e}.w3.weight",
              "block_sparse_moe.experts.{e}.w2.weight")
@@ -18,8 +18,7 @@ def params(cfg: dict) -> list[Param]:
         out += attention(cfg, p) + [
             experts.router(f"{p}.moe.gate.weight", e, h, f"{p}.block_sparse_moe.gate.weight"),
             *experts.experts(p, (f"{p}.moe.e1_e3.weight", f"{p}.moe.e2.weight"), e, h, inter, HF_EXPERT),
-            Param(f"{p}.input_layernorm.weight", (h,), "norm", (f"{p}.input_layernorm.weight",)),
-            Param(f"{p}.post_attention_layernorm.weight", (h,), "norm", (f"{p}.post_attention_layernorm.weight",)),
+            *norms(p, h),
         ]
     return out + head(cfg)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmc.families import experts
 from llmc.families.base import Param
-from llmc.families.llama.params import dims, embedding, head, mlp_and_norms
+from llmc.families.llama.params import dims, embedding, head, mlp_and_norms, norms
 from llmc.families.qwen.params import attention
 
 HF_EXPERT = ("mlp.experts.{e}.gate_proj.weight", "mlp.experts.{e}.up_proj.weight", "mlp.experts.{e}.down_proj.weight")
@@ -16,11 +16,7 @@ def params(cfg: dict) -> list[Param]:
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
         out += attention(cfg, p)
-        if experts.is_sparse(i, cfg):
-            out += sparse_block(cfg, p)
-            out += mlp_and_norms(p, h, inter)[2:]  # the norms
-        else:
-            out += mlp_and_norms(p, h, inter)
+        out += sparse_block(cfg, p) + norms(p, h) if experts.is_sparse(i, cfg) else mlp_and_norms(p, h, inter)
     return out + head(cfg)
 
 
