@@ -48,13 +48,35 @@ def test_router_matches_torch_softmax_topk(num_experts, top_k, renormalize):
     np.testing.assert_allclose(weights, ref_w.numpy(), rtol=2e-6, atol=1e-7)
 
 
-def test_router_ties_take_the_lowest_expert_and_share_weight():
-    logits = np.array([[1, 1, 1, 1], [0.5, 2, 2, -1], [3, 0, 3, 3], [np.nan, 0, 1, 1]], np.float32)
-    weights, experts = route(logits, 2, False)
-    assert experts[:3].tolist() == [[0, 1], [1, 2], [0, 2]]
-    np.testing.assert_allclose(weights[0], [0.25, 0.25], rtol=1e-6)
-    assert weights[1, 0] == weights[1, 1]
-    assert (experts[3] >= 0).all() and (experts[3] < 4).all()  # NaN logits still index real experts
+# A row that sends libstdc++'s introselect to its depth limit (its heap-select fallback), with ties.
+DEPTH_LIMIT_ROW = [5, 5, 4, 1, 4, 1, 6, 0, 2, 3, 2, 3, 6, 0]
+
+
+@pytest.mark.parametrize("num_experts,top_k", [(8, 2), (14, 8), (60, 4), (128, 8), (128, 2), (64, 1)])
+def test_router_ties_pick_the_experts_torch_picks(num_experts, top_k):
+    """Rows full of equal probabilities (few distinct logits, all-equal rows, a NaN): the same experts, in the
+    same order, as CPU torch.topk, through its nth_element path and (k * 64 <= E) its partial_sort path."""
+    import torch
+    rng = np.random.default_rng(num_experts * 100 + top_k)
+    rows = [rng.integers(0, rng.integers(1, 5), num_experts).astype(np.float32) for _ in range(60)]
+    rows += [np.zeros(num_experts), np.full(num_experts, 3.0)]
+    rows[5][rng.integers(0, num_experts)] = np.nan
+    if num_experts == len(DEPTH_LIMIT_ROW):
+        rows.append(np.array(DEPTH_LIMIT_ROW))
+    logits = np.stack(rows).astype(np.float32)
+    weights, experts = route(logits, top_k, True)
+    ref_w, ref_e = torch.topk(torch.softmax(torch.from_numpy(logits), dim=-1), top_k, dim=-1)
+    np.testing.assert_array_equal(experts, ref_e.numpy())
+    ref_w = ref_w / ref_w.sum(-1, keepdim=True)
+    np.testing.assert_allclose(weights, ref_w.numpy(), rtol=2e-6, atol=1e-7)  # NaN where torch has NaN
+    assert len(set(experts[0].tolist())) == top_k
+
+
+def test_router_refuses_a_top_k_torch_sorts_another_way():
+    with pytest.raises(ValueError, match="at most 17 experts"):
+        moe.router(40, 18, True)
+    with pytest.raises(ValueError, match="between 1 and the number of experts"):
+        moe.router(4, 5, True)
 
 
 class _Block(nn.Module):

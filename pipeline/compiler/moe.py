@@ -6,8 +6,7 @@ GEMV with the dense layers' schedule (schedules.py names these `moe_*`). A prefi
 groups its rows by expert (a counting sort, `grouping`) and runs `grouped_matmul`: each expert's weight
 panel is dequantized once per call and multiplied with that expert's rows a register tile at a time.
 
-Top-k ranks by probability and, among equal probabilities, takes the lowest expert index (transformers'
-CPU torch.topk orders ties as its sort happens to leave them).
+Top-k ranks by probability in the order transformers' CPU torch.topk gives, ties included (topk.py).
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 from tvm.script import tirx as T
 
-from llmc.compiler import int8_matmul, layers
+from llmc.compiler import int8_matmul, layers, topk
 from llmc.compiler.int8_matmul import ExpertSlice
 from llmc.quant import Scheme
 
@@ -27,6 +26,7 @@ from llmc.quant import Scheme
 def router(num_experts: int, top_k: int, renormalize: bool):
     """logits [n, E] float32 -> (weights [n, k] float32, experts [n, k] int32)."""
     E, K = num_experts, top_k
+    select = topk.macro(E, K)
 
     @T.prim_func(private=True, s_tir=True)
     def moe_route(var_logits: T.handle, var_weights: T.handle, var_experts: T.handle):
@@ -39,33 +39,28 @@ def router(num_experts: int, top_k: int, renormalize: bool):
             with T.sblock("route"):
                 T.reads()
                 T.writes()
-                prob = T.sblock_alloc_buffer((E,), "float32", scope="local")
                 acc = T.sblock_alloc_buffer((3,), "float32", scope="local")   # max logit, sum of exp, picked
-                pick = T.sblock_alloc_buffer((2,), "int32", scope="local")    # previous pick, best so far
+                qv = T.sblock_alloc_buffer((E,), "float32", scope="local")
+                qi = T.sblock_alloc_buffer((E,), "int32", scope="local")
+                hv = T.sblock_alloc_buffer((2,), "float32", scope="local")
+                hi = T.sblock_alloc_buffer((2,), "int32", scope="local")
+                reg = T.sblock_alloc_buffer((topk.REGISTERS,), "int32", scope="local")
                 acc[0] = logits[r, 0]
                 for e in T.serial(E - 1):
                     acc[0] = T.max(acc[0], logits[r, e + 1])
                 acc[1] = T.float32(0)
                 for e in T.serial(E):
-                    prob[e] = T.exp(logits[r, e] - acc[0])
-                    acc[1] = acc[1] + prob[e]
+                    qv[e] = T.exp(logits[r, e] - acc[0])
+                    acc[1] = acc[1] + qv[e]
                 for e in T.serial(E):
-                    prob[e] = prob[e] / acc[1]
+                    qv[e] = qv[e] / acc[1]  # the probabilities, each with its expert, sorted by select
+                    qi[e] = e
+                select(qv, qi, hv, hi, reg)
                 acc[2] = T.float32(0)
-                pick[0] = -1
                 for j in T.serial(K):
-                    pick[1] = -1
-                    for e in T.serial(E):
-                        # after the previous pick in (probability descending, index ascending) order
-                        if pick[0] < 0 or prob[e] < prob[T.max(pick[0], 0)] or (
-                                prob[e] == prob[T.max(pick[0], 0)] and e > pick[0]):
-                            if pick[1] < 0 or prob[e] > prob[T.max(pick[1], 0)]:
-                                pick[1] = e
-                    pick[1] = T.max(pick[1], 0)  # NaN logits: every expert ineligible
-                    experts[r, j] = pick[1]
-                    weights[r, j] = prob[pick[1]]
-                    acc[2] = acc[2] + prob[pick[1]]
-                    pick[0] = pick[1]
+                    experts[r, j] = qi[j]
+                    weights[r, j] = qv[j]
+                    acc[2] = acc[2] + qv[j]
                 if renormalize:
                     for j in T.serial(K):
                         weights[r, j] = weights[r, j] / acc[2]
