@@ -127,7 +127,7 @@ def test_two_empty_stores_give_identical_bytes(model_folder, tmp_path, suffix):
     if suffix == ".tar":
         with tarfile.open(tmp_path / "a.tar") as tar:
             members = tar.getmembers()
-        assert [m.name for m in members] == ["devc.o", "lib0.o"]
+        assert [m.name for m in members] == ["devc.o", "lib0.o"]  # a system library: its kernels in one part
         assert all(m.mtime == 0 and m.uid == 0 and m.uname == "" for m in members)
 
 

@@ -115,6 +115,18 @@ def test_supported_follows_the_target_cpu():
     assert not int8_matmul.supported(cpu("generic")) and not int8_matmul.supported(cpu("skylake"))
 
 
+@pytest.mark.parametrize("mcpu", ["znver4", "alderlake", "sapphirerapids", "generic", "skylake", "znver2"])
+def test_the_parent_asks_llvm_what_tvm_answers(mcpu):
+    """devices.llvm_query (TVM's libraries, no `tvm` import: what a compile asks first) against TVM itself."""
+    from llmc.devices import llvm_query
+
+    target = {"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mcpu": mcpu}
+    assert llvm_query.has_int8_dot_product(target) == int8_matmul.supported(tvm.target.Target(target))
+    assert llvm_query.has_int8_dot_product(target) == (mcpu in ("znver4", "alderlake", "sapphirerapids"))
+    assert llvm_query.system_cpu() == str(tvm.target.codegen.llvm_get_system_cpu())
+    assert not llvm_query.has_int8_dot_product({"kind": "cuda", "arch": "sm_80"})
+
+
 @needs_vnni
 @pytest.mark.parametrize("t,per_slot", [(1, False), (1, True), (3, False), (2, True)])
 def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):

@@ -12,3 +12,7 @@ if "tvm" not in sys.modules and "torch" not in sys.modules:
         import tvm  # noqa: F401
     finally:
         del sys.modules["torch"]
+
+from llmc.compiler import script_frames  # noqa: E402
+
+script_frames.install()

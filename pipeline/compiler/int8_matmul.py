@@ -33,6 +33,7 @@ import functools
 from tvm.script import tirx as T
 
 from llmc.quant.layout import INT8_KERNEL_LAYOUT, has_int8_kernel_layout
+from llmc.devices.llvm_query import INT8_DOT_FEATURES
 
 GROUP = INT8_KERNEL_LAYOUT.group_size
 STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
@@ -46,8 +47,7 @@ def supported(target) -> bool:
 
     if target.kind.name != "llvm":
         return False
-    vnni = codegen.target_has_features("avx512vnni", target) and codegen.target_has_features("avx512vl", target)
-    return bool(vnni or codegen.target_has_features("avxvnni", target))
+    return any(bool(codegen.target_has_features(list(features), target)) for features in INT8_DOT_FEATURES)
 
 
 def scheme_ok(s) -> bool:

@@ -1,8 +1,9 @@
 """From a compile spec to LLVM IR: model definition, Relax pipeline, TIR lowering.
 
 Writes, into an output folder:
-- `lib0.ll`: the model's kernels and host code as LLVM IR (TVM cannot serialize a
-  lowered IRModule, so the IR text is the stored form between lower and codegen);
+- `lib0.ll`, `lib1.ll`: the model's kernels and host code as LLVM IR, dealt into KERNEL_PARTS modules
+  that build in parallel (TVM cannot serialize a lowered IRModule, so the IR text is the stored form
+  between lower and codegen);
 - `devc.ll`: the VM executable (bytecode, constants), packed the way TVM's
   export_library packs imports;
 - `metadata.json`: what the library's `_metadata` function returns.
@@ -10,6 +11,7 @@ Writes, into an output folder:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import tvm
@@ -152,6 +154,12 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     return meta
 
 
+# A CPU library's kernels are built as this many LLVM modules, in parallel threads (TVM releases the GIL in
+# its C++), and codegen compiles their IR in parallel too. A constant, not the core count, so every machine
+# builds the same bytes.
+KERNEL_PARTS = 2
+
+
 def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) -> None:
     builder = relax.ExecBuilder()
     leftover = vm_build._vmcodegen(builder, mod, "bytecode")
@@ -162,11 +170,27 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) ->
     # GPU shapes (head_dim 32, 3 query heads per KV head: "cse_v14 has been used before definition");
     # nvcc, Metal's and WGSL's compilers eliminate common subexpressions themselves.
     config = {"tirx.disable_cse_tir": True} if on_gpu else {}
-    with tvm.transform.PassContext(opt_level=tvm.transform.PassContext.current().opt_level, config=config):
-        kernels = tvm.tirx.build(tir_mod, target=target)
-    executable = vm_build._ffi_api.VMLink(builder, target, kernels, [], {})
-    kernels.write_to_file(str(out_dir / "lib0.ll"))
+    opt_level = tvm.transform.PassContext.current().opt_level
+
+    def build(part: tvm.IRModule):
+        with tvm.transform.PassContext(opt_level=opt_level, config=config):
+            return tvm.tirx.build(part, target=target)
+
+    # GPU kernels come with their host launchers, and a system library registers one module: one part.
+    parts = _split(tir_mod, 1 if on_gpu or spec["system_lib"] else KERNEL_PARTS)
+    with ThreadPoolExecutor(len(parts)) as pool:
+        kernels = list(pool.map(build, parts))
+    executable = vm_build._ffi_api.VMLink(builder, target, kernels[0], kernels[1:], {})
+    for i, part in enumerate(kernels):
+        part.write_to_file(str(out_dir / f"lib{i}.ll"))
     pack = tvm.get_global_func("runtime.ModulePackImportsToLLVM")
-    host_target = kernels.get_function("_get_target_string")()
+    host_target = kernels[0].get_function("_get_target_string")()
     packed = pack(executable, spec["system_lib"], host_target, spec["system_lib_prefix"])
     packed.write_to_file(str(out_dir / "devc.ll"))
+
+
+def _split(tir_mod: tvm.IRModule, parts: int) -> list[tvm.IRModule]:
+    """The PrimFuncs dealt by name into `parts` modules (no empty one)."""
+    funcs = sorted(tir_mod.functions_items(), key=lambda item: item[0].name_hint)
+    parts = max(1, min(parts, len(funcs)))
+    return [tvm.IRModule(dict(funcs[i::parts]), attrs=tir_mod.attrs) for i in range(parts)]

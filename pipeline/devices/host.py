@@ -53,9 +53,9 @@ def _remembered(cache_dir: Path | None, name: str, key: str, ask):
 def host_cpu(cache_dir: Path | None) -> str:
     """LLVM's name for this machine's CPU (e.g. znver4), cached per CPU model in cache_dir."""
     def ask() -> str:
-        from llmc.compiler.target_info import system_cpu
+        from llmc.devices import llvm_query
 
-        return system_cpu()
+        return llvm_query.system_cpu()
 
     return _remembered(cache_dir, "host-cpu.json", _host_fingerprint(), ask)
 
@@ -63,9 +63,9 @@ def host_cpu(cache_dir: Path | None) -> str:
 def has_int8_dot_product(target: dict, cache_dir: Path | None) -> bool:
     """AVX512-VNNI (with VL) or AVX-VNNI on this CPU target, cached per target in cache_dir."""
     def ask() -> bool:
-        from llmc.compiler import target_info
+        from llmc.devices import llvm_query
 
-        return target_info.has_int8_dot_product(target)
+        return llvm_query.has_int8_dot_product(target)
 
     key = json.dumps(target, sort_keys=True)
     return _remembered(cache_dir, "cpu-features.json", key, ask)

@@ -1,6 +1,7 @@
-"""codegen: LLVM IR -> machine objects, with the LLVM that TVM bundles."""
+"""codegen: LLVM IR -> machine objects, with the LLVM that TVM bundles, each .ll in its own thread."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 NAME = "codegen"
@@ -11,6 +12,8 @@ DEFAULTS = {}
 
 
 def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
-    from llmc.compiler.objects import write_objects
+    from llmc import tvm_libs
 
-    write_objects(inputs["lowered"], out_dir)
+    files = sorted(inputs["lowered"].glob("*.ll"))
+    with ThreadPoolExecutor(max(1, len(files))) as pool:
+        list(pool.map(lambda ir: tvm_libs.write_object(ir, out_dir / f"{ir.stem}.o"), files))
