@@ -33,7 +33,7 @@ import functools
 from tvm.script import tirx as T
 
 from llmc.quant.layout import INT8_KERNEL_LAYOUT, has_int8_kernel_layout
-from llmc.devices.llvm_query import INT8_DOT_FEATURES
+from llmc.devices import llvm_query
 
 GROUP = INT8_KERNEL_LAYOUT.group_size
 STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
@@ -43,11 +43,8 @@ ZERO_POINT = INT8_KERNEL_LAYOUT.max_int
 
 
 def supported(target) -> bool:
-    from tvm.target import codegen
-
-    if target.kind.name != "llvm":
-        return False
-    return any(bool(codegen.target_has_features(list(features), target)) for features in INT8_DOT_FEATURES)
+    """The target's CPU has an int8 dot product these kernels use (the rule is devices.llvm_query's)."""
+    return llvm_query.has_int8_dot_product(dict(target.export()))
 
 
 def scheme_ok(s) -> bool:
