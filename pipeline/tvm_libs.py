@@ -2,28 +2,37 @@
 
 Steps that only call into TVM's C++ (ask LLVM about a CPU, turn LLVM IR into an object) load the
 libraries the way `tvm.base` does and call TVM's registered functions: 0.4 s, where importing `tvm`
-takes 1.6-2 s of a 20 s cold compile. tvm_ffi imports torch eagerly when it is installed; nothing here
-hands it a tensor, so torch is hidden while tvm_ffi imports (as in llmc.compiler).
+takes 1.6-2 s of a 20 s cold compile.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import sys
 from pathlib import Path
 
 
-@functools.cache
-def _ffi():
-    hidden = "torch" not in sys.modules and "tvm_ffi" not in sys.modules
-    if hidden:
+@contextlib.contextmanager
+def torch_hidden():
+    """Import TVM (or tvm_ffi) inside this. tvm_ffi imports torch eagerly when it is installed (2.8 s of a
+    cold compile; torch is in every environment that has transformers). Compiling never hands TVM a torch
+    tensor, so torch is hidden for that import only and imports normally afterwards."""
+    hide = "torch" not in sys.modules
+    if hide:
         sys.modules["torch"] = None
     try:
+        yield
+    finally:
+        if hide:
+            del sys.modules["torch"]
+
+
+@functools.cache
+def _ffi():
+    with torch_hidden():
         import tvm_ffi
         from tvm_ffi.libinfo import load_lib_ctypes
-    finally:
-        if hidden:
-            del sys.modules["torch"]
     if "tvm" not in sys.modules:
         lib_dir = [Path(importlib.util.find_spec("tvm").submodule_search_locations[0]) / "lib"]
         load_lib_ctypes("tvm", "tvm_runtime", "RTLD_GLOBAL", extra_lib_paths=lib_dir)
