@@ -69,3 +69,22 @@ def test_moe_on_a_gpu_device_names_the_cpu_kernels(models_dir, tmp_path, capsys)
     assert "qwen3_moe compiles for the cpu device only" in err and "expert matmuls" in err
     assert not (tmp_path / "lib.so").exists()
 
+
+
+def test_a_top_k_whose_torch_order_the_router_cannot_follow_is_a_config_error(models_dir, tmp_path, capsys):
+    """18 of 32 experts: torch would sort 17 picks with an introsort (compiler/topk.py reproduces up to 16).
+    Refused by gen_config, before any work; 18 of 1,152 (partial_sort's range) is not refused."""
+    from llmc.families import experts
+    from llmc.families.mixtral.tiny import make
+
+    model = make(models_dir / "limits-top-k", experts=4, top_k=2)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "num_local_experts": 32, "num_experts_per_tok": 18}))
+    capsys.readouterr()  # transformers' progress while writing the model
+    code = cli.run(["gen_config", str(model), "--quantization", "q0f32", "--conv-template", "chatml",
+                    "-o", str(tmp_path / "out"), "--store", str(tmp_path / "store")])
+    err = _one_line_error(code, capsys)
+    assert "num_experts_per_tok=18 is not supported" in err and "at most 17 experts per token" in err
+    assert not (tmp_path / "out").exists()
+    assert experts.top_k({"num_experts_per_tok": 18}, 18 * 64, "mixtral") == 18
+    assert experts.top_k({"num_experts_per_tok": 17}, 32, "mixtral") == 17

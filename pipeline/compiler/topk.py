@@ -15,9 +15,10 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.script import tirx as T
 
+from llmc.families.experts import MAX_TOP_K, top_k_reproducible
+
 FIRST, LAST, DEPTH, DONE, MID, SEL, PF, PL, PDONE, I, J, HOLE, TOP, CHILD, PARENT, P2, LEN = range(17)
-REGISTERS = 17
-SORT_THRESHOLD = 16  # libstdc++'s _S_threshold: std::sort of at most this many is one insertion sort
+REGISTERS = LEN + 1
 
 
 def before(x, y):
@@ -184,11 +185,13 @@ def _nth_element(qv, qi, hv, hi, r, n, nth, depth_limit):
 
 
 def check(n: int, k: int) -> None:
+    """The kernel's own guard; configs are refused earlier, as user errors (families.experts.top_k)."""
     if not 1 <= k <= n:
         raise ValueError(f"top-k of {k} among {n} experts: k must be between 1 and the number of experts")
-    if k * 64 > n and k - 1 > SORT_THRESHOLD:
-        raise ValueError(f"top-k of {k}: torch sorts more than {SORT_THRESHOLD + 1} picks with an introsort "
-                         "that llmc's router does not reproduce; models route to at most 17 experts per token")
+    if not top_k_reproducible(n, k):
+        raise ValueError(f"top-k of {k} among {n} experts: torch sorts that many picks with an introsort "
+                         f"that llmc's router does not reproduce; models route to at most {MAX_TOP_K} experts "
+                         "per token")
 
 
 def macro(n: int, k: int):

@@ -6,7 +6,27 @@ kind "experts" is group-quantized per row like a linear weight. The router stays
 """
 from __future__ import annotations
 
-from llmc.families.base import Param
+from llmc.errors import UserError
+from llmc.families.base import Param, integer
+
+# The router (compiler/topk.py) picks experts in CPU torch.topk's order. Where torch runs nth_element
+# (k * 64 > experts), it then sorts the k - 1 best with std::sort, which is one insertion sort for at most
+# 16 of them and an introsort llmc does not reproduce beyond. Models route to at most 8.
+MAX_TOP_K = 17
+
+
+def top_k_reproducible(num_experts: int, k: int) -> bool:
+    return k <= MAX_TOP_K or k * 64 <= num_experts
+
+
+def top_k(hf: dict, num_experts: int, model_type: str) -> int:
+    """num_experts_per_tok, from 1 to the number of experts, and one whose order the router reproduces."""
+    k = integer(hf, "num_experts_per_tok", model_type=model_type, high=num_experts)
+    if not top_k_reproducible(num_experts, k):
+        raise UserError(f"config value num_experts_per_tok={k} is not supported: the router follows torch.topk's "
+                        f"order for at most {MAX_TOP_K} experts per token (or a top-k of at most 1/64 of the "
+                        "experts)")
+    return k
 
 
 def experts(prefix: str, mlc: tuple[str, str], num_experts: int, hidden: int, inter: int,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from llmc.errors import UserError
+from llmc.families.experts import top_k as experts_top_k
 from llmc.families.base import integer
 from llmc.families.llama.config import normalize as llama_normalize
 
@@ -14,7 +15,7 @@ def normalize(hf: dict, model_type: str = "mixtral") -> dict:
     experts = integer(hf, "num_local_experts", "num_experts", model_type=model_type)
     cfg.update({
         "num_local_experts": experts,
-        "num_experts_per_tok": integer(hf, "num_experts_per_tok", model_type=model_type, high=experts),
+        "num_experts_per_tok": experts_top_k(hf, experts, model_type),
     })
     return cfg
 

@@ -3,6 +3,7 @@ Face config."""
 from __future__ import annotations
 
 from llmc.errors import UserError
+from llmc.families.experts import top_k as experts_top_k
 from llmc.families.base import flag, integer, positive
 from llmc.families.qwen.config import normalize as qwen_normalize
 
@@ -14,7 +15,7 @@ def normalize(hf: dict, model_type: str = "qwen2_moe") -> dict:
     experts = integer(hf, "num_experts", "num_local_experts", model_type=model_type)
     cfg.update({
         "num_experts": experts,
-        "num_experts_per_tok": integer(hf, "num_experts_per_tok", model_type=model_type, high=experts),
+        "num_experts_per_tok": experts_top_k(hf, experts, model_type),
         "moe_intermediate_size": integer(hf, "moe_intermediate_size", model_type=model_type),
         "norm_topk_prob": flag(hf, "norm_topk_prob", False),
         "decoder_sparse_step": integer(hf, "decoder_sparse_step", default=1),
