@@ -1,4 +1,6 @@
 """A stage's compiler work in a child process: crashes and errors there come back as one-line errors."""
+from pathlib import Path
+
 import pytest
 
 from llmc.errors import BuildFailed, NotAvailable
@@ -41,4 +43,28 @@ def test_crash_injection_matches_function_and_argument_text(monkeypatch, asked, 
         with pytest.raises(BuildFailed, match=r"SIGSEGV, signal 11"):
             isolated.call("json:loads", {"s": "[1]"}, "work")
     else:
+        isolated.call("json:loads", {"s": "[1]"}, "work")
+
+
+def test_a_prestarted_child_runs_the_next_call_of_its_module(tmp_path):
+    isolated.prestart("shutil", "json")
+    child = isolated._prestarted["shutil"]
+    target = tmp_path / "out.json"
+    isolated.call("shutil:copyfile", {"src": __file__, "dst": str(target)}, "copy")
+    assert target.read_text() == Path(__file__).read_text()
+    assert child.proc.returncode == 0 and "shutil" not in isolated._prestarted
+
+
+def test_an_unused_prestarted_child_is_ended():
+    isolated.prestart("json")
+    child = isolated._prestarted["json"]
+    isolated.discard()
+    assert child.proc.poll() is not None and not isolated._prestarted
+    assert not Path(child.folder.name).exists()
+
+
+def test_a_prestarted_child_reports_a_crash_as_a_fresh_one_does(monkeypatch):
+    monkeypatch.setenv(isolated.CRASH_ENV, "json:loads")
+    isolated.prestart("json")
+    with pytest.raises(BuildFailed, match=r"SIGSEGV, signal 11"):
         isolated.call("json:loads", {"s": "[1]"}, "work")

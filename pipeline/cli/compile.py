@@ -28,6 +28,10 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
+    from llmc.graph import isolated
+
+    # A cold compile's lower child imports TVM (1.5 s) while this process reads the model and its keys.
+    isolated.prestart("llmc.stages.lower", "llmc.compiler.lowering")
     from llmc.commands.compile import compile_model
     from llmc.graph.progress import terminal
 

@@ -13,7 +13,8 @@ import tvm
 import xxhash
 from tvm import relax, tirx
 from tvm.relax.expr import _update_type
-from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from llmc.compiler.parallel import rename_global_vars
 
 
 def _is_shape_func(name: str, func) -> bool:
@@ -30,19 +31,6 @@ def _sorted_stores(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 def _content_name(func: tirx.PrimFunc) -> str:
     return "shape_func_" + xxhash.xxh3_64_hexdigest(func.script(name="shape_func").encode())[:12]
-
-
-@mutator
-class _Rename(PyExprMutator):
-    def __init__(self, mod, mapping):
-        super().__init__(mod)
-        self.mapping = mapping
-
-    def visit_call_(self, call):
-        call = super().visit_call_(call)
-        if isinstance(call.op, tvm.ir.GlobalVar) and call.op.name_hint in self.mapping:
-            return relax.Call(self.mapping[call.op.name_hint], call.args, call.attrs, call.ty_args)
-        return call
 
 
 @tvm.transform.module_pass(opt_level=0, name="CanonicalizeShapeFuncs")
@@ -64,6 +52,6 @@ def canonicalize_shape_funcs(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
     for gv, func in mod.functions_items():
         if gv.name_hint in mapping:
             continue
-        functions[gv] = _Rename(mod, mapping).visit_expr(func) if isinstance(func, relax.Function) else func
+        functions[gv] = rename_global_vars(mod, func, mapping) if isinstance(func, relax.Function) else func
     functions.update(dict(canonical.values()))
     return tvm.IRModule(functions, attrs=mod.attrs, global_infos=mod.global_infos)

@@ -8,6 +8,8 @@ a constant argument, or whose kernel needs extra symbolic arguments, is legalize
 """
 from __future__ import annotations
 
+import threading
+
 import tvm
 import tvm_ffi
 from tvm import relax
@@ -55,8 +57,9 @@ def _plain_call_tir(out, call: relax.Call) -> bool:
             and all(a.same_as(b) for a, b in zip(out.args[1].fields, call.args)))
 
 
-_folding = False        # the reshape override acts only inside fold_constant's pass
+_folding = threading.local()  # the reshape override acts only inside fold_constant's pass, in its thread
 _registered = False
+_register_lock = threading.Lock()
 
 
 def fold_constant():
@@ -68,26 +71,26 @@ def fold_constant():
 
     @tvm.transform.module_pass(opt_level=0, name="FoldConstantSkippingReshapes")
     def fold(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        global _folding
-        _folding = True
+        _folding.active = True
         try:
             return transform.FoldConstant()(mod)
         finally:
-            _folding = False
+            _folding.active = False
 
     return fold
 
 
 def _register_reshape_override() -> None:
     global _registered
-    if _registered:
-        return
-    default = tvm.ir.Op.get("relax.reshape").get_attr("FLegalize")
+    with _register_lock:  # pass lists are built in parallel threads (compiler.parallel)
+        if _registered:
+            return
+        default = tvm.ir.Op.get("relax.reshape").get_attr("FLegalize")
 
-    def reshape(bb, call):
-        if _folding and not isinstance(call.args[0], tvm.ir.expr.Constant):
-            return call
-        return default(bb, call)
+        def reshape(bb, call):
+            if getattr(_folding, "active", False) and not isinstance(call.args[0], tvm.ir.expr.Constant):
+                return call
+            return default(bb, call)
 
-    tvm.ir.register_op_attr("relax.reshape", "FLegalize", reshape, level=11)
-    _registered = True
+        tvm.ir.register_op_attr("relax.reshape", "FLegalize", reshape, level=11)
+        _registered = True

@@ -19,7 +19,8 @@ from tvm import relax
 from tvm.relax import vm_build
 
 from llmc import devices, families
-from llmc.compiler import fast_math, functions, gpu, int8_matmul, layers, logit_kernels, passes, schedules
+from llmc.compiler import (fast_math, functions, gpu, int8_matmul, layers, logit_kernels, parallel, passes,
+                           schedules)
 from llmc.quant import scheme as quant_scheme
 from llmc.families.base import hidden_size
 
@@ -140,19 +141,27 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     for name, kernel in logit_kernels.KERNELS.items():
         mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
-    scheduled = passes.run(mod, passes.optimize(bounds, schedule_pass(target, device, spec["opt"])), target)
+    groups = parallel.function_groups(mod, 1 if on_gpu else RELAX_PARTS)
+    scheduled = parallel.each(groups, lambda group: passes.run(
+        group, passes.optimize(bounds, schedule_pass(target, device, spec["opt"])), target))
     if on_gpu:
-        gpu.check_kernels(scheduled)
-    planned = passes.run(scheduled, passes.vm_lowering()[:5], target)
-    meta = metadata(spec, model, memory_usage(planned))
-    planned = planned.clone()
-    planned[tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
-    lowered = passes.run(planned, passes.vm_lowering()[5:], target)
+        gpu.check_kernels(scheduled[0])
+    planned = parallel.each(scheduled, lambda group: passes.run(group, passes.vm_lowering()[:5], target))
+    usage = {name: size for group in planned for name, size in memory_usage(group).items()}
+    meta = metadata(spec, model, dict(sorted(usage.items())))
+    planned[0] = planned[0].clone()
+    planned[0][tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
+    lowered = parallel.merge(parallel.each(planned, lambda group: passes.run(
+        group, passes.vm_lowering()[5:], target)))
     _emit(lowered, target, spec, out_dir, on_gpu)
     device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
+
+# A CPU library's Relax pipeline runs on this many groups of the model's functions in parallel threads
+# (compiler.parallel); GPU libraries stay one group (their schedules were only ever checked that way).
+RELAX_PARTS = 2
 
 # A CPU library's kernels are built as this many LLVM modules, in parallel threads (TVM releases the GIL in
 # its C++), and codegen compiles their IR in parallel too. A constant, not the core count, so every machine

@@ -7,6 +7,7 @@ from tvm.relax import transform
 
 from llmc.compiler.determinism import canonicalize_shape_funcs
 from llmc.compiler.legalize import fold_constant, legalize_ops
+from llmc.compiler.parallel import one_at_a_time
 
 
 def attach_variable_bounds(bounds: dict[str, int]):
@@ -31,9 +32,9 @@ def optimize(bounds: dict[str, int], schedule) -> list:
         attach_variable_bounds(bounds),
         # A reshape stays a Relax op, which the VM runs as a view (what RewriteDataflowReshape would turn
         # its kernel back into): legalizing SmolLM2's 1,811 reshapes into TE kernels took 4.8 s of lower.
-        legalize_ops(skip_ops=["relax.reshape"]),
+        one_at_a_time(legalize_ops(skip_ops=["relax.reshape"])),
         transform.AnnotateTIROpPattern(),
-        fold_constant(),
+        one_at_a_time(fold_constant()),
         transform.FuseOps(),
         transform.FuseTIR(),
         transform.DeadCodeElimination(),

@@ -4,15 +4,18 @@ TVM can die on inputs nobody tried (a segfault inside a schedule rule kills the 
 exception is raised). In a child, the parent sees the signal and reports it in one line; the
 runner then removes the staging folder, so nothing half-written reaches the store or an output.
 
-The child is `python -P .../llmc/graph/isolated.py MODULE:FUNCTION ARGS.json ERROR.json`: it calls
-FUNCTION(**ARGS) and, on an exception, writes its type, message and traceback to ERROR.json. It runs
+The child is `python -P .../llmc/graph/isolated.py MODULE [PRELOAD...]`: it imports them, then reads one
+line from stdin, `["MODULE:FUNCTION", ARGS.json, ERROR.json]`, calls FUNCTION(**ARGS) and, on an
+exception, writes its type, message and traceback to ERROR.json. `prestart` starts it before the work is
+known, so its imports (TVM's: 1.5 s) run while this process hashes inputs and looks up keys. It runs
 as a script file, not `-m`: TVMScript's parser calls inspect.stack() for every kernel, and runpy's
 frozen frames send each call through inspect.getmodule's scan of sys.modules (4 s of a 135M compile).
 `-P` keeps this folder off sys.path.
-Only a cache miss starts one: a cached step never calls its stage's run().
+Only a cache miss (or a prestart) starts one: a cached step never calls its stage's run().
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmc.errors import BuildFailed, NotAvailable, UserError
@@ -43,27 +47,75 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+@dataclass
+class _Child:
+    proc: subprocess.Popen
+    folder: tempfile.TemporaryDirectory
+    log: object
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.folder.cleanup()
+
+
+_prestarted: dict[str, _Child] = {}
+
+
+def prestart(module: str, *preload: str) -> None:
+    """Start the child for the next call of a function of `module` now, importing `preload` too (what the
+    function imports when it runs). Unused, it is ended when this process exits."""
+    if module not in _prestarted:
+        if not _prestarted:
+            atexit.register(discard)
+        _prestarted[module] = _spawn(module, *preload)
+
+
+def discard() -> None:
+    """End the prestarted children no call used."""
+    while _prestarted:
+        _prestarted.popitem()[1].end()
+
+
+def _spawn(*modules: str) -> _Child:
+    folder = tempfile.TemporaryDirectory(prefix="llmc-child-")
+    log = (Path(folder.name) / "child.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-P", __file__, *modules], stdin=subprocess.PIPE, stdout=log,
+                            stderr=log)
+    return _Child(proc, folder, log)
+
+
 def call(function: str, kwargs: dict, what: str) -> None:
     """Run `module:function(**kwargs)` in a child; `what` names the work in errors
     ("lower for cuda (llama q4f16_1)")."""
-    with tempfile.TemporaryDirectory(prefix="llmc-child-") as tmp:
-        args_file, error_file, log_file = (Path(tmp) / n for n in ("args.json", "error.json", "child.log"))
+    module = function.partition(":")[0]
+    child = _prestarted.pop(module, None) or _spawn(module)
+    try:
+        folder = Path(child.folder.name)
+        args_file, error_file, log_file = (folder / n for n in ("args.json", "error.json", "child.log"))
         args_file.write_text(json.dumps(kwargs))
-        with log_file.open("wb") as log:
-            proc = subprocess.run([sys.executable, "-P", __file__, function, str(args_file),
-                                   str(error_file)], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        if proc.returncode == 0:
+        try:
+            child.proc.communicate(json.dumps([function, str(args_file), str(error_file)]).encode() + b"\n")
+        except BrokenPipeError:  # it died before reading: its exit status says how
+            child.proc.wait()
+        returncode = child.proc.returncode
+        if returncode == 0:
             return
+        child.log.flush()
         log_tail = log_file.read_bytes()[-_TAIL:].decode(errors="replace")
-        if proc.returncode < 0:
-            name = _signal_name(-proc.returncode)
-            raise BuildFailed(f"{what} crashed inside TVM ({name}, signal {-proc.returncode}); nothing was "
+        if returncode < 0:
+            name = _signal_name(-returncode)
+            raise BuildFailed(f"{what} crashed inside TVM ({name}, signal {-returncode}); nothing was "
                               "stored (a compiler bug, not your input: --debug shows the crash log)"
                               ) from ChildTraceback(log_tail)
         if not error_file.is_file():
-            raise BuildFailed(f"{what} exited with code {proc.returncode} without an error report; nothing "
+            raise BuildFailed(f"{what} exited with code {returncode} without an error report; nothing "
                               "was stored") from ChildTraceback(log_tail)
         _reraise(json.loads(error_file.read_text()), what)
+    finally:
+        child.end()
 
 
 # Errors that cross back as themselves (exit code 2: the user's input); the most specific first.
@@ -104,8 +156,18 @@ def _child(function: str, args_file: str, error_file: str) -> int:
     return 0
 
 
+def _serve(modules: list[str]) -> int:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except BaseException:  # noqa: BLE001 - the call imports it again and reports the error
+            pass
+    job = sys.stdin.readline()
+    return _child(*json.loads(job)) if job else 0
+
+
 if __name__ == "__main__":
     # tvm_ffi imports torch eagerly when it is installed (1.1 s of every compile); compiler work never
     # uses it, so in this child "import torch" fails fast and tvm_ffi goes on without it.
     sys.modules["torch"] = None
-    sys.exit(_child(*sys.argv[1:4]))
+    sys.exit(_serve(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""The Relax pipeline on groups of functions: the merge keeps one copy of a kernel two groups made alike
+and renames a different kernel that took the same name, and every call goes to the right one."""
+from __future__ import annotations
+
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.script import tirx as T
+
+from llmc.compiler import parallel
+
+
+def _kernel(scale: float, symbol: str) -> tvm.tirx.PrimFunc:
+    @T.prim_func
+    def kernel(a: T.Buffer((4,), "float32"), b: T.Buffer((4,), "float32")):
+        for i in range(4):
+            b[i] = a[i] * T.float32(scale)
+
+    return kernel.with_attr("global_symbol", symbol)
+
+
+def _module(kernels: dict[str, tvm.tirx.PrimFunc], functions: dict[str, list[str]]) -> tvm.IRModule:
+    """`kernels` and, for each entry of `functions`, a Relax function calling the named kernels in turn."""
+    bb = relax.BlockBuilder()
+    gvs = {name: bb.add_func(kernel, name) for name, kernel in kernels.items()}
+    for function, calls in functions.items():
+        x = relax.Var("x", relax.TensorType((4,), "float32"))
+        with bb.function(function, [x]):
+            out = x
+            for name in calls:
+                out = bb.emit(relax.call_tir(gvs[name], [out], relax.TensorType((4,), "float32")))
+            bb.emit_func_output(out)
+    return bb.get()
+
+
+def _callees(func: relax.Function) -> list[str]:
+    return [b.value.args[0].name_hint for b in func.body.blocks[0].bindings]
+
+
+def test_merge_drops_equal_kernels_renames_clashing_ones_and_points_calls_at_them():
+    first = _module({"double": _kernel(2.0, "double"), "mul": _kernel(3.0, "mul")}, {"prefill": ["double", "mul"]})
+    # "twice" equals first's "double" under another name; "mul" is a different kernel under a taken name
+    second = _module({"twice": _kernel(2.0, "twice"), "mul": _kernel(5.0, "mul")}, {"decode": ["twice", "mul"]})
+    merged = parallel.merge([first, second])
+    names = sorted(gv.name_hint for gv, _ in merged.functions_items())
+    assert names == ["decode", "double", "mul", "mul_p1", "prefill"]
+    assert _callees(merged["prefill"]) == ["double", "mul"]
+    assert _callees(merged["decode"]) == ["double", "mul_p1"]
+    assert merged["mul_p1"].attrs["global_symbol"] == "mul_p1"
+    assert tvm_ffi.structural_equal(merged["mul_p1"].without_attr("global_symbol"),
+                                    _kernel(5.0, "x").without_attr("global_symbol"))
+    assert tvm_ffi.structural_equal(merged["prefill"], first["prefill"])
+
+
+def test_function_groups_deal_by_size_and_keep_every_kernel():
+    mod = _module({"double": _kernel(2.0, "double")},
+                  {name: ["double"] * calls for name, calls in (("big", 6), ("mid", 3), ("small", 2), ("tiny", 1))})
+    groups = parallel.function_groups(mod, 2)
+    relax_names = [sorted(gv.name_hint for gv, f in g.functions_items() if isinstance(f, relax.Function))
+                   for g in groups]
+    assert relax_names == [["big"], ["mid", "small", "tiny"]]
+    assert all("double" in [gv.name_hint for gv, _ in g.functions_items()] for g in groups)
