@@ -68,3 +68,12 @@ def test_a_prestarted_child_reports_a_crash_as_a_fresh_one_does(monkeypatch):
     isolated.prestart("json")
     with pytest.raises(BuildFailed, match=r"SIGSEGV, signal 11"):
         isolated.call("json:loads", {"s": "[1]"}, "work")
+
+
+def test_a_child_prestarted_before_the_environment_changed_is_not_used(monkeypatch):
+    isolated.prestart("json")
+    stale = isolated._prestarted["json"]
+    monkeypatch.setenv(isolated.CRASH_ENV, "json:loads")  # a fresh child crashes; the stale one would not
+    with pytest.raises(BuildFailed, match=r"SIGSEGV, signal 11"):
+        isolated.call("json:loads", {"s": "[1]"}, "work")
+    assert stale.proc.returncode is not None and not Path(stale.folder.name).exists()

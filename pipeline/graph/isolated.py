@@ -52,6 +52,7 @@ class _Child:
     proc: subprocess.Popen
     folder: tempfile.TemporaryDirectory
     log: object
+    environ: dict
 
     def end(self) -> None:
         if self.proc.poll() is None:
@@ -84,14 +85,18 @@ def _spawn(*modules: str) -> _Child:
     log = (Path(folder.name) / "child.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-P", __file__, *modules], stdin=subprocess.PIPE, stdout=log,
                             stderr=log)
-    return _Child(proc, folder, log)
+    return _Child(proc, folder, log, dict(os.environ))
 
 
 def call(function: str, kwargs: dict, what: str) -> None:
     """Run `module:function(**kwargs)` in a child; `what` names the work in errors
     ("lower for cuda (llama q4f16_1)")."""
     module = function.partition(":")[0]
-    child = _prestarted.pop(module, None) or _spawn(module)
+    child = _prestarted.pop(module, None)
+    if child is not None and child.environ != dict(os.environ):  # it would run under the old environment
+        child.end()
+        child = None
+    child = child or _spawn(module)
     try:
         folder = Path(child.folder.name)
         args_file, error_file, log_file = (folder / n for n in ("args.json", "error.json", "child.log"))
