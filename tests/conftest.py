@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # even collect them, so it never imports TVM.
 TVM_MODULES = {"test_attention_kernels", "test_chat_cli", "test_compile", "test_compile_correctness",
                "test_compile_o3", "test_compile_quantized", "test_devices", "test_engine", "test_gpu_build", "test_fast_math",
-               "test_int8_matmul", "test_parallel_lowering", "test_moe", "test_remote", "test_smollm2", "test_family_presets", "test_serve"}
+               "test_int8_matmul", "test_layer_functions", "test_parallel_lowering", "test_moe", "test_remote", "test_smollm2", "test_family_presets", "test_serve"}
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -60,3 +60,26 @@ def test_function_groups_deal_by_size_and_keep_every_kernel():
                    for g in groups]
     assert relax_names == [["big"], ["mid", "small", "tiny"]]
     assert all("double" in [gv.name_hint for gv, _ in g.functions_items()] for g in groups)
+
+
+def test_function_groups_keep_a_function_with_the_functions_it_calls():
+    bb = relax.BlockBuilder()
+    double = bb.add_func(_kernel(2.0, "double"), "double")
+    ty = relax.TensorType((4,), "float32")
+
+    def function(name: str, callee, calls: int, private: bool = False):
+        x = relax.Var("x", ty)
+        with bb.function(name, [x], private=private):
+            out = x
+            for _ in range(calls):
+                out = bb.emit(relax.call_tir(double, [out], ty) if callee is None else relax.Call(callee, [out]))
+            return bb.emit_func_output(out)
+
+    layer = function("layer", None, 4, private=True)
+    for name, calls in (("prefill", 2), ("verify", 1)):
+        function(name, layer, calls)
+    function("decode", None, 6)
+    groups = parallel.function_groups(bb.get(), 2)
+    relax_names = [sorted(gv.name_hint for gv, f in g.functions_items() if isinstance(f, relax.Function))
+                   for g in groups]
+    assert relax_names == [["layer", "prefill", "verify"], ["decode"]]

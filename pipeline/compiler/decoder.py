@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tvm.relax.frontend import nn
 
-from llmc.compiler import layers
+from llmc.compiler import layer_functions, layers
 from llmc.quant import Scheme
 
 
@@ -28,7 +28,7 @@ class Backbone(nn.Module):
 
     def forward(self, x: nn.Tensor, cache) -> nn.Tensor:
         for i, layer in enumerate(self.layers):
-            x = layer(x, cache, i)
+            x = layer_functions.call(self, layer, x, cache, i)
         return getattr(self, self._norm_name)(x)
 
 

@@ -68,33 +68,50 @@ def check_params(exported: list[tuple[str, object]], expected: list) -> None:
 
 
 def memory_usage(mod: tvm.IRModule) -> dict[str, int]:
-    """Bytes of statically planned storage per Relax function (after StaticPlanBlockMemory)."""
-    return {gv.name_hint: _planned_bytes(func.body) for gv, func in mod.functions_items()
-            if isinstance(func, relax.Function)}
+    """Bytes of statically planned storage per exported Relax function (after StaticPlanBlockMemory),
+    with the most that the private functions it calls (decoder layers: compiler.layer_functions) plan
+    while they run."""
+    funcs = {gv.name_hint: func for gv, func in mod.functions_items() if isinstance(func, relax.Function)}
+    own = {name: sum(_planned_bytes(v) for v in _binding_values(func.body)) for name, func in funcs.items()}
+    calls = {name: {v.op.name_hint for v in _binding_values(func.body)
+                    if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.GlobalVar) and v.op.name_hint in funcs}
+             for name, func in funcs.items()}
+
+    def peak(name: str) -> int:
+        return own[name] + max((peak(callee) for callee in calls[name]), default=0)
+
+    return {name: peak(name) for name, func in funcs.items()
+            if func.attrs is not None and "global_symbol" in func.attrs}
 
 
-def _planned_bytes(expr) -> int:
-    """The constant-size alloc_storage calls of a normalized body: each is a binding's value, so walking
-    bindings (and the branches of an If) finds them all without visiting every sub-expression."""
+def _binding_values(expr):
+    """The values bound in a normalized body, the branches of an If included: every call a body makes
+    is one, so walking bindings finds them all without visiting every sub-expression."""
     if isinstance(expr, relax.If):
-        return _planned_bytes(expr.true_branch) + _planned_bytes(expr.false_branch)
+        yield from _binding_values(expr.true_branch)
+        yield from _binding_values(expr.false_branch)
     if not isinstance(expr, relax.SeqExpr):
-        return 0
-    total = 0
+        return
     for block in expr.blocks:
         for binding in block.bindings:
-            value = binding.value
-            if isinstance(value, (relax.If, relax.SeqExpr)):
-                total += _planned_bytes(value)
-            elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
-                    and value.op.name == "relax.memory.alloc_storage":
-                shape = value.args[0]
-                if isinstance(shape, relax.ShapeExpr) and all(isinstance(v, tvm.tirx.IntImm) for v in shape.values):
-                    size = 1
-                    for v in shape.values:
-                        size *= int(v)
-                    total += size
-    return total
+            if isinstance(binding.value, (relax.If, relax.SeqExpr)):
+                yield from _binding_values(binding.value)
+            else:
+                yield binding.value
+
+
+def _planned_bytes(value) -> int:
+    """The size of a constant-size alloc_storage call, else 0."""
+    if not (isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op)
+            and value.op.name == "relax.memory.alloc_storage"):
+        return 0
+    shape = value.args[0]
+    if not (isinstance(shape, relax.ShapeExpr) and all(isinstance(v, tvm.tirx.IntImm) for v in shape.values)):
+        return 0
+    size = 1
+    for v in shape.values:
+        size *= int(v)
+    return size
 
 
 def metadata(spec: dict, model, usage: dict[str, int]) -> dict:

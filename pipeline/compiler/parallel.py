@@ -1,10 +1,9 @@
 """A module's Relax pipeline run on groups of its functions in parallel threads, and the results merged.
 
-TVM's Relax passes are C++ and release the GIL, and each function of a model library (prefill, decode,
-their batch forms) is a whole unrolled model: SmolLM2's pipeline takes about 5 s on one core. Each group
-gets every kernel of the module and runs the same passes; the merge keeps one copy of a kernel two groups
-made alike, and renames a different kernel that took the same name. Groups are a fixed number, dealt by
-function size, so every machine builds the same bytes.
+TVM's Relax passes are C++ and release the GIL. Each group gets every kernel of the module and runs the
+same passes; the merge keeps one copy of a kernel two groups made alike, and renames a different kernel
+that took the same name. Groups are a fixed number, dealt by function size, so every machine builds the
+same bytes.
 """
 from __future__ import annotations
 
@@ -50,19 +49,47 @@ def each(items: list, work: Callable) -> list:
 
 
 def function_groups(mod: tvm.IRModule, groups: int) -> list[tvm.IRModule]:
-    """The Relax functions dealt into at most `groups` modules of about equal size (largest first, each to
-    the lightest group; ties by name), each with all of the module's other functions."""
-    relax_funcs = sorted(((gv, f) for gv, f in mod.functions_items() if isinstance(f, relax.Function)),
-                         key=lambda item: (-_size(item[1]), item[0].name_hint))
+    """The Relax functions dealt into at most `groups` modules of about equal size, each with all of the
+    module's other functions. Functions that call one another (a library function and the decoder layers
+    it calls) are dealt together, largest set first, each to the lightest group; ties by name."""
+    relax_funcs = {gv.name_hint: (gv, f) for gv, f in mod.functions_items() if isinstance(f, relax.Function)}
     others = {gv: f for gv, f in mod.functions_items() if not isinstance(f, relax.Function)}
-    dealt: list[list] = [[] for _ in range(max(1, min(groups, len(relax_funcs))))]
+    sets = sorted(_calling_sets(relax_funcs),
+                  key=lambda names: (-sum(_size(relax_funcs[n][1]) for n in names), min(names)))
+    dealt: list[list[str]] = [[] for _ in range(max(1, min(groups, len(sets))))]
     weights = [0] * len(dealt)
-    for gv, func in relax_funcs:
+    for names in sets:
         lightest = weights.index(min(weights))
-        dealt[lightest].append((gv, func))
-        weights[lightest] += _size(func)
-    return [tvm.IRModule({**others, **dict(group)}, attrs=mod.attrs, global_infos=mod.global_infos)
-            for group in dealt]
+        dealt[lightest].extend(names)
+        weights[lightest] += sum(_size(relax_funcs[n][1]) for n in names)
+    return [tvm.IRModule({**others, **dict(relax_funcs[n] for n in sorted(group))}, attrs=mod.attrs,
+                         global_infos=mod.global_infos) for group in dealt]
+
+
+def _calling_sets(relax_funcs: dict) -> list[list[str]]:
+    """The Relax functions' names in sets closed under calls between them (union-find)."""
+    root = {name: name for name in relax_funcs}
+
+    def find(name: str) -> str:
+        while root[name] != name:
+            name = root[name]
+        return name
+
+    for name, (_, func) in relax_funcs.items():
+        for callee in _relax_callees(func, relax_funcs):
+            root[find(callee)] = find(name)
+    sets: dict[str, list[str]] = {}
+    for name in sorted(relax_funcs):
+        sets.setdefault(find(name), []).append(name)
+    return list(sets.values())
+
+
+def _relax_callees(func: relax.Function, relax_funcs: dict) -> set[str]:
+    body = func.body
+    blocks = body.blocks if isinstance(body, relax.SeqExpr) else []
+    return {b.value.op.name_hint for block in blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.GlobalVar)
+            and b.value.op.name_hint in relax_funcs}
 
 
 def _size(func: relax.Function) -> int:

@@ -60,6 +60,7 @@ class MLP(nn.Module):
 
 class DecoderLayer(nn.Module):
     """Each sublayer normed on the way in and on the way out, before the residual add."""
+    SHARED_FORWARD = True  # layer_id only names the cache layer (compiler/layer_functions.py)
 
     def __init__(self, cfg: dict, s: Scheme, act: str, layer_id: int):
         h = cfg["hidden_size"]

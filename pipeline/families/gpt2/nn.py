@@ -4,7 +4,7 @@ from __future__ import annotations
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 
-from llmc.compiler import decoder, layers
+from llmc.compiler import decoder, layer_functions, layers
 from llmc.compiler.kv_cache import KVCacheSpec
 from llmc.quant import Scheme
 
@@ -36,6 +36,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    @property
+    def SHARED_FORWARD(self) -> bool:  # noqa: N802 - compiler/layer_functions.py's flag
+        """layer_id only names the cache layer, unless attention scales by it."""
+        return not self.attn.by_layer
+
     def __init__(self, cfg: dict, s: Scheme, act: str):
         h, eps = cfg["n_embd"], cfg["layer_norm_epsilon"]
         self.ln_1 = layers.LayerNorm(h, eps, s.model_dtype)
@@ -77,7 +82,7 @@ class Transformer(nn.Module):
         positions = cache.get_query_positions(b * t)
         x = x + op.reshape(self.wpe(positions), (b, t, h)).astype(x.dtype)
         for i, block in enumerate(self.h):
-            x = block(x, cache, i)
+            x = layer_functions.call(self, block, x, cache, i)
         return self.ln_f(x)
 
 

@@ -51,6 +51,8 @@ class MLP(nn.Module):
 
 
 class Layer(nn.Module):
+    SHARED_FORWARD = True  # layer_id only names the cache layer (compiler/layer_functions.py)
+
     def __init__(self, cfg: dict, s: Scheme, act: str):
         h, eps = cfg["hidden_size"], cfg["layer_norm_eps"]
         self.parallel = cfg["use_parallel_residual"]

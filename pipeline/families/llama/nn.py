@@ -37,6 +37,8 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
+    SHARED_FORWARD = True  # layer_id only names the cache layer (compiler/layer_functions.py)
+
     def __init__(self, cfg: dict, s: Scheme, act: str, attention=Attention, mlp: nn.Module | None = None,
                  mlp_name: str = "mlp"):
         eps, h = cfg["rms_norm_eps"], cfg["hidden_size"]
