@@ -78,3 +78,23 @@ def test_settings_tell_apart_values_and_fall_back_to_identity():
     assert key(_Scaled(1.0, np.arange(3))) != key(_Scaled(1.0, np.arange(1, 4)))
     shared = object()
     assert key(_Scaled(1.0, shared)) == key(_Scaled(1.0, shared)) != key(_Scaled(1.0, object()))
+
+
+def _extern_calls(func: relax.Function) -> list[str]:
+    return [str(b.value.op.global_symbol) for block in func.body.blocks for b in block.bindings
+            if isinstance(b.value, relax.Call) and isinstance(b.value.op, relax.ExternFunc)]
+
+
+def test_layer_functions_skip_argument_checks_but_keep_reading_symbolic_sizes(tmp_path):
+    from llmc.compiler import passes
+
+    mod = _exported("llama-gqa-untied", tmp_path)
+    target = tvm.target.Target({"kind": "llvm"})
+    with tvm.transform.PassContext(opt_level=3):
+        lowered = passes.run(mod, passes.optimize({"seq_len": 64, "batch_size": 4}, None) + passes.vm_lowering(),
+                             target)
+    prefill_layer = _layer_calls(mod, "prefill")[0]
+    checks = {"vm.builtin.check_tensor_info", "vm.builtin.check_prim_value_info"}
+    assert checks & set(_extern_calls(lowered["prefill"]))  # an exported function checks what it is given
+    assert not checks & set(_extern_calls(lowered[prefill_layer]))
+    assert "vm.builtin.match_shape" in _extern_calls(lowered[prefill_layer])  # it stores seq_len

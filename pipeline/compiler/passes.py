@@ -5,6 +5,7 @@ import tvm
 from tvm import relax
 from tvm.relax import transform
 
+from llmc.compiler import layer_functions
 from llmc.compiler.determinism import canonicalize_shape_funcs
 from llmc.compiler.legalize import fold_constant, legalize_ops
 from llmc.compiler.parallel import one_at_a_time
@@ -57,6 +58,7 @@ def vm_lowering() -> list:
         transform.LowerRuntimeBuiltin(),
         transform.ComputePrimValue(),
         transform.VMShapeLower(),
+        layer_functions.drop_argument_checks,
         canonicalize_shape_funcs,
         transform.AttachGlobalSymbol(),
     ]
