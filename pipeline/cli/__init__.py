@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmc.cli import common
+from llmc.cli import compile as compile_cli
 from llmc.errors import BuildFailed, UserError
 
 app = typer.Typer(
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if argv[:1] == [compile_cli.COMMAND]:
+        compile_cli.prestart_lower()
     sys.exit(run(argv, debug, started))
 
 

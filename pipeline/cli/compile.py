@@ -12,6 +12,14 @@ COMMAND = "compile"
 HELP = "Compile a model library (lower -> codegen -> link) for a device."
 
 
+def prestart_lower() -> None:
+    """A cold compile's lower child imports TVM (1.5 s) while this process reads the model and its keys
+    (called before typer parses the command line, which takes another 0.5 s)."""
+    from llmc.graph import isolated
+
+    isolated.prestart("llmc.stages.lower", "llmc.compiler.lowering")
+
+
 def command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="mlc-chat-config.json or the folder holding it.")],
@@ -28,10 +36,7 @@ def command(
     remote: RemoteOpt = None,
     remote_read_only: ReadOnlyOpt = False,
 ) -> None:
-    from llmc.graph import isolated
-
-    # A cold compile's lower child imports TVM (1.5 s) while this process reads the model and its keys.
-    isolated.prestart("llmc.stages.lower", "llmc.compiler.lowering")
+    prestart_lower()
     from llmc.commands.compile import compile_model
     from llmc.graph.progress import terminal
 
