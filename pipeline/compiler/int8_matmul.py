@@ -56,17 +56,12 @@ def shape_ok(n: int, k: int) -> bool:
     return k % STEP == 0
 
 
+@functools.cache  # parsing TVMScript costs ~0.1 s, and every layer asks
 def quantize_activations(k: int, parallel: bool):
     """x [t, K] float32 -> (xe, xo, corr, sx) as described above, with tp >= t rows: the rows past t
     (a prefill's padding to whole token tiles) are zeros. Parallel over rows for prefill; decode's
-    one row would only pay for waking the thread pool. One kernel for every K (read from x's shape)."""
-    return _quantize_activations(parallel)
-
-
-# Parsing TVMScript costs ~0.1 s a kernel, and LLVM ~0.2 s more: the kernels take their sizes from their
-# buffers, so a model needs one of each, not one per layer shape.
-@functools.cache
-def _quantize_activations(parallel: bool):
+    one row would only pay for waking the thread pool."""
+    groups = k // GROUP
     rows = T.parallel if parallel else T.serial
 
     @T.prim_func(private=True, s_tir=True)
@@ -74,7 +69,6 @@ def _quantize_activations(parallel: bool):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         t = T.int64()
         tp = T.int64()
-        k = T.int64()
         x = T.match_buffer(var_x, (t, k), "float32")
         xe = T.match_buffer(var_xe, (tp, k // 2), "int8")
         xo = T.match_buffer(var_xo, (tp, k // 2), "int8")
@@ -86,7 +80,7 @@ def _quantize_activations(parallel: bool):
                 T.writes()
                 amax8 = T.sblock_alloc_buffer((8,), "float32", scope="local")
                 q = T.sblock_alloc_buffer((GROUP,), "int32", scope="local")
-                for g in T.serial(k // GROUP):
+                for g in T.serial(groups):
                     if r < t:
                         amax8[T.ramp(0, 1, 8)] = T.max(
                             T.max(T.abs(x[r, T.ramp(g * GROUP, 1, 8)]), T.abs(x[r, T.ramp(g * GROUP + 8, 1, 8)])),
@@ -147,7 +141,9 @@ def _group_scales(q_scale, row, step):
     return T.Shuffle([pair] * 4, [0, 0, 0, 0, 1, 1, 1, 1])
 
 
-@functools.cache  # a kernel per shape: a constant N and K made decode 17% faster than sizes read from the weight
+# A kernel per layer shape: sizes read from the buffers made the GEMV 17% and the GEMM 19% slower (LLVM
+# unrolls and addresses by constant N and K), more than the 1.5 s of compile time one kernel each saves.
+@functools.cache
 def gemv(n: int, k: int, scale_dtype: str):
     """out[t, N] = the int8 product of each activation row with the 4-bit weight [N, K]."""
     steps = k // STEP
@@ -254,34 +250,24 @@ def weight_rows(n: int) -> int:
     return next(r for r in (4, 2, 1) if n % r == 0)
 
 
-def gemm(n: int, k: int, scale_dtype: str):
-    """out[t, N] for a prefill's activations (tp rows, a multiple of TOKEN_TILE) and the 4-bit weight [N, K]
-    (one kernel per register tile height: N and K come from the weight's shape)."""
-    return _gemm(weight_rows(n), scale_dtype)
-
-
 @functools.cache
-def _gemm(rows: int, scale_dtype: str):
-    tokens = TOKEN_TILE
+def gemm(n: int, k: int, scale_dtype: str):
+    """out[t, N] for a prefill's activations (tp rows, a multiple of TOKEN_TILE) and the 4-bit weight [N, K]."""
+    steps, tokens, rows = k // STEP, TOKEN_TILE, weight_rows(n)
+    tiles_per_chunk, chunks = _chunks(n // rows)
 
     @T.prim_func(private=True, s_tir=True)
     def q4_int8_gemm(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
-                     var_q_weight: T.handle, var_q_scale: T.handle, var_out: T.handle):
+                     q_weight: T.Buffer((n, k // 8), "uint32"), q_scale: T.Buffer((n, k // GROUP), scale_dtype),
+                     var_out: T.handle):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         t = T.int64()
         tp = T.int64()
-        n = T.int64()
-        words = T.int64()
-        q_weight = T.match_buffer(var_q_weight, (n, words), "uint32")
-        q_scale = T.match_buffer(var_q_scale, (n, words * 8 // GROUP), scale_dtype)
-        xe = T.match_buffer(var_xe, (tp, words * 4), "int8")
-        xo = T.match_buffer(var_xo, (tp, words * 4), "int8")
-        corr = T.match_buffer(var_corr, (tp, words), "int32")
-        sx = T.match_buffer(var_sx, (tp, words), "float32")
+        xe = T.match_buffer(var_xe, (tp, k // 2), "int8")
+        xo = T.match_buffer(var_xo, (tp, k // 2), "int8")
+        corr = T.match_buffer(var_corr, (tp, k // 8), "int32")
+        sx = T.match_buffer(var_sx, (tp, k // 8), "float32")
         out = T.match_buffer(var_out, (t, n), "float32")
-        steps: T.let[T.int64] = words * 8 // STEP
-        tiles_per_chunk: T.let[T.int64] = (n // rows + PARALLEL_CHUNKS - 1) // PARALLEL_CHUNKS
-        chunks: T.let[T.int64] = (n // rows + tiles_per_chunk - 1) // tiles_per_chunk
         for chunk in T.parallel(chunks):
             with T.sblock("gemm"):
                 T.reads()
@@ -291,7 +277,7 @@ def _gemm(rows: int, scale_dtype: str):
                 high = T.sblock_alloc_buffer((rows * 32,), "int8", scope="local")
                 scales = T.sblock_alloc_buffer((rows * 8,), "float32", scope="local")
                 for token_tile, tile_in_chunk in T.grid(tp // tokens, tiles_per_chunk):
-                    row0: T.let[T.int64] = (chunk * tiles_per_chunk + tile_in_chunk) * rows
+                    row0: T.let[T.int32] = (chunk * tiles_per_chunk + tile_in_chunk) * rows
                     if row0 < n:  # the last chunk may be short
                         for i in T.unroll(rows * tokens):
                             acc[T.ramp(i * 8, 1, 8)] = T.broadcast(T.float32(0), 8)
