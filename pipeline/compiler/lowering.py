@@ -72,32 +72,14 @@ def memory_usage(mod: tvm.IRModule) -> dict[str, int]:
     with the most that the private functions it calls (decoder layers: compiler.layer_functions) plan
     while they run."""
     funcs = {gv.name_hint: func for gv, func in mod.functions_items() if isinstance(func, relax.Function)}
-    own = {name: sum(_planned_bytes(v) for v in _binding_values(func.body)) for name, func in funcs.items()}
-    calls = {name: {v.op.name_hint for v in _binding_values(func.body)
-                    if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.GlobalVar) and v.op.name_hint in funcs}
-             for name, func in funcs.items()}
+    own = {name: sum(_planned_bytes(v) for v in parallel.binding_values(func.body)) for name, func in funcs.items()}
+    calls = {name: parallel.relax_callees(func, funcs) for name, func in funcs.items()}
 
     def peak(name: str) -> int:
         return own[name] + max((peak(callee) for callee in calls[name]), default=0)
 
     return {name: peak(name) for name, func in funcs.items()
             if func.attrs is not None and "global_symbol" in func.attrs}
-
-
-def _binding_values(expr):
-    """The values bound in a normalized body, the branches of an If included: every call a body makes
-    is one, so walking bindings finds them all without visiting every sub-expression."""
-    if isinstance(expr, relax.If):
-        yield from _binding_values(expr.true_branch)
-        yield from _binding_values(expr.false_branch)
-    if not isinstance(expr, relax.SeqExpr):
-        return
-    for block in expr.blocks:
-        for binding in block.bindings:
-            if isinstance(binding.value, (relax.If, relax.SeqExpr)):
-                yield from _binding_values(binding.value)
-            else:
-                yield binding.value
 
 
 def _planned_bytes(value) -> int:
@@ -220,13 +202,7 @@ def _split(tir_mod: tvm.IRModule, parts: int) -> list[tvm.IRModule]:
     each to the lightest part, a kernel's size being the length of its TVMScript (attention kernels are
     the biggest; by name alone one part took 1.6x the other's time)."""
     funcs = sorted(tir_mod.functions_items(), key=lambda item: item[0].name_hint)
-    parts = max(1, min(parts, len(funcs)))
     sizes = {gv.name_hint: len(func.script()) if parts > 1 else 0 for gv, func in funcs}
-    dealt: list[list] = [[] for _ in range(parts)]
-    loads = [0] * parts
-    for gv, func in sorted(funcs, key=lambda item: (-sizes[item[0].name_hint], item[0].name_hint)):
-        lightest = loads.index(min(loads))
-        dealt[lightest].append((gv, func))
-        loads[lightest] += sizes[gv.name_hint]
+    dealt = parallel.deal(funcs, lambda item: sizes[item[0].name_hint], parts)
     return [tvm.IRModule(dict(sorted(part, key=lambda item: item[0].name_hint)), attrs=tir_mod.attrs)
             for part in dealt]

@@ -54,16 +54,22 @@ def function_groups(mod: tvm.IRModule, groups: int) -> list[tvm.IRModule]:
     it calls) are dealt together, largest set first, each to the lightest group; ties by name."""
     relax_funcs = {gv.name_hint: (gv, f) for gv, f in mod.functions_items() if isinstance(f, relax.Function)}
     others = {gv: f for gv, f in mod.functions_items() if not isinstance(f, relax.Function)}
-    sets = sorted(_calling_sets(relax_funcs),
-                  key=lambda names: (-sum(_size(relax_funcs[n][1]) for n in names), min(names)))
-    dealt: list[list[str]] = [[] for _ in range(max(1, min(groups, len(sets))))]
-    weights = [0] * len(dealt)
-    for names in sets:
-        lightest = weights.index(min(weights))
-        dealt[lightest].extend(names)
-        weights[lightest] += sum(_size(relax_funcs[n][1]) for n in names)
-    return [tvm.IRModule({**others, **dict(relax_funcs[n] for n in sorted(group))}, attrs=mod.attrs,
-                         global_infos=mod.global_infos) for group in dealt]
+    sets = sorted(_calling_sets(relax_funcs), key=min)
+    dealt = deal(sets, lambda names: sum(_size(relax_funcs[n][1]) for n in names), groups)
+    return [tvm.IRModule({**others, **dict(relax_funcs[n] for n in sorted(n for names in group for n in names))},
+                         attrs=mod.attrs, global_infos=mod.global_infos) for group in dealt]
+
+
+def deal(items: list, weight: Callable, bins: int) -> list[list]:
+    """items dealt into at most `bins` non-empty lists of about equal total weight: heaviest first, each to
+    the lightest list; equal weights keep the items' order, so the result is the same on every machine."""
+    dealt: list[list] = [[] for _ in range(max(1, min(bins, len(items))))]
+    loads = [0] * len(dealt)
+    for item in sorted(items, key=lambda item: -weight(item)):  # stable: ties in the given order
+        lightest = loads.index(min(loads))
+        dealt[lightest].append(item)
+        loads[lightest] += weight(item)
+    return dealt
 
 
 def _calling_sets(relax_funcs: dict) -> list[list[str]]:
@@ -76,7 +82,7 @@ def _calling_sets(relax_funcs: dict) -> list[list[str]]:
         return name
 
     for name, (_, func) in relax_funcs.items():
-        for callee in _relax_callees(func, relax_funcs):
+        for callee in relax_callees(func, relax_funcs):
             root[find(callee)] = find(name)
     sets: dict[str, list[str]] = {}
     for name in sorted(relax_funcs):
@@ -84,12 +90,26 @@ def _calling_sets(relax_funcs: dict) -> list[list[str]]:
     return list(sets.values())
 
 
-def _relax_callees(func: relax.Function, relax_funcs: dict) -> set[str]:
-    body = func.body
-    blocks = body.blocks if isinstance(body, relax.SeqExpr) else []
-    return {b.value.op.name_hint for block in blocks for b in block.bindings
-            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.GlobalVar)
-            and b.value.op.name_hint in relax_funcs}
+def relax_callees(func: relax.Function, names) -> set[str]:
+    """The names (among `names`) of the functions func calls."""
+    return {v.op.name_hint for v in binding_values(func.body)
+            if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.GlobalVar) and v.op.name_hint in names}
+
+
+def binding_values(expr):
+    """The values bound in a normalized body, the branches of an If included: every call a body makes
+    is one, so walking bindings finds them all without visiting every sub-expression."""
+    if isinstance(expr, relax.If):
+        yield from binding_values(expr.true_branch)
+        yield from binding_values(expr.false_branch)
+    if not isinstance(expr, relax.SeqExpr):
+        return
+    for block in expr.blocks:
+        for binding in block.bindings:
+            if isinstance(binding.value, (relax.If, relax.SeqExpr)):
+                yield from binding_values(binding.value)
+            else:
+                yield binding.value
 
 
 def _size(func: relax.Function) -> int:
