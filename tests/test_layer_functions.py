@@ -17,11 +17,8 @@ ENTRIES = ("prefill", "decode", "batch_prefill", "batch_decode", "batch_verify")
 
 
 def _exported(variant: str, tmp_path) -> tvm.IRModule:
-    maker = next(families.tiny_module(f).make for f in families.FAMILIES
-                 if variant in families.tiny_module(f).VARIANTS)
-    spec_of = next(families.tiny_module(f).VARIANTS[variant] for f in families.FAMILIES
-                   if variant in families.tiny_module(f).VARIANTS)
-    hf = json.loads((maker(tmp_path / variant, **spec_of) / "config.json").read_text())
+    tiny = next(t for t in map(families.tiny_module, families.FAMILIES) if variant in t.VARIANTS)
+    hf = json.loads((tiny.make(tmp_path / variant, **tiny.VARIANTS[variant]) / "config.json").read_text())
     model_type = families.detect(hf)
     spec = {"model_type": model_type, "model_config": families.model_config(hf, model_type),
             "quantization": "q0f32", "prefill_chunk_size": 64, "max_batch_size": 4, "active_vocab_size": 0,
