@@ -150,3 +150,16 @@ def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):
             row = x[r * top_k + j if per_slot else r][None]
             want = int8_reference(row, q, s)[0]
             np.testing.assert_allclose(out.numpy()[r, j], want, rtol=0, atol=2e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("kernel,n,k", [("gemv", 130, 192), ("gemm", 576, 1536), ("gemm", 7, 64)])
+def test_kernels_are_their_templates_with_constant_sizes(kernel, n, k):
+    """A kernel per shape is its template specialized: the size parameters are gone and its weight buffer's
+    shape is constant, exactly as if the shape had been written into the TVMScript."""
+    func = getattr(int8_matmul, kernel)(n, k, "float16")
+    script = func.script()
+    assert [p.name for p in func.params][4:] == ["q_weight", "q_scale", "out"]
+    assert f'q_weight: T.Buffer(({n}, {k // 8}), "uint32")' in script
+    assert "T.int32()" not in script
+    quantize = int8_matmul.quantize_activations(k, True)
+    assert len(quantize.params) == 5 and f'xe: T.Buffer((tp, {k // 2}), "int8")' in quantize.script()

@@ -56,16 +56,29 @@ def shape_ok(n: int, k: int) -> bool:
     return k % STEP == 0
 
 
-@functools.cache  # parsing TVMScript costs ~0.1 s, and every layer asks
+@functools.cache
 def quantize_activations(k: int, parallel: bool):
     """x [t, K] float32 -> (xe, xo, corr, sx) as described above, with tp >= t rows: the rows past t
     (a prefill's padding to whole token tiles) are zeros. Parallel over rows for prefill; decode's
     one row would only pay for waking the thread pool."""
-    groups = k // GROUP
+    return _sized(_quantize_template(parallel), k=k)
+
+
+# Each kernel is parsed once, with its sizes as parameters, and specialized per layer shape: parsing
+# TVMScript costs ~0.1 s a kernel, and a model asks for a dozen shapes (a sixth of a cold compile).
+def _sized(template, **sizes):
+    """The template with its size parameters bound to constants (and dropped from its parameters)."""
+    params = {p.name: p for p in template.params}
+    return template.specialize({params[name]: value for name, value in sizes.items()})
+
+
+@functools.cache
+def _quantize_template(parallel: bool):
     rows = T.parallel if parallel else T.serial
 
     @T.prim_func(private=True, s_tir=True)
-    def quantize_int8(var_x: T.handle, var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle):
+    def quantize_int8(var_x: T.handle, var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
+                      k: T.int32):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         t = T.int64()
         tp = T.int64()
@@ -80,7 +93,7 @@ def quantize_activations(k: int, parallel: bool):
                 T.writes()
                 amax8 = T.sblock_alloc_buffer((8,), "float32", scope="local")
                 q = T.sblock_alloc_buffer((GROUP,), "int32", scope="local")
-                for g in T.serial(groups):
+                for g in T.serial(k // GROUP):
                     if r < t:
                         amax8[T.ramp(0, 1, 8)] = T.max(
                             T.max(T.abs(x[r, T.ramp(g * GROUP, 1, 8)]), T.abs(x[r, T.ramp(g * GROUP + 8, 1, 8)])),
@@ -146,14 +159,19 @@ def _group_scales(q_scale, row, step):
 @functools.cache
 def gemv(n: int, k: int, scale_dtype: str):
     """out[t, N] = the int8 product of each activation row with the 4-bit weight [N, K]."""
-    steps = k // STEP
     rows_per_chunk, chunks = _chunks(n)
+    return _sized(_gemv_template(scale_dtype), n=n, k=k, rows_per_chunk=rows_per_chunk, chunks=chunks)
 
+
+@functools.cache
+def _gemv_template(scale_dtype: str):
     @T.prim_func(private=True, s_tir=True)
     def q4_int8_gemv(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
-                     q_weight: T.Buffer((n, k // 8), "uint32"), q_scale: T.Buffer((n, k // GROUP), scale_dtype),
-                     var_out: T.handle):
+                     var_q_weight: T.handle, var_q_scale: T.handle, var_out: T.handle,
+                     n: T.int32, k: T.int32, rows_per_chunk: T.int32, chunks: T.int32):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        q_weight = T.match_buffer(var_q_weight, (n, k // 8), "uint32")
+        q_scale = T.match_buffer(var_q_scale, (n, k // GROUP), scale_dtype)
         t = T.int64()
         xe = T.match_buffer(var_xe, (t, k // 2), "int8")
         xo = T.match_buffer(var_xo, (t, k // 2), "int8")
@@ -171,7 +189,7 @@ def gemv(n: int, k: int, scale_dtype: str):
                     row: T.let[T.int32] = chunk * rows_per_chunk + row_in_chunk
                     if row < n:  # the last chunk may be short
                         acc[T.ramp(0, 1, 8)] = T.broadcast(T.float32(0), 8)
-                        for step in T.serial(steps):
+                        for step in T.serial(k // STEP):
                             even: T.let[T.int8x32] = xe[r, T.ramp(step * 32, 1, 32)]
                             odd: T.let[T.int8x32] = xo[r, T.ramp(step * 32, 1, 32)]
                             zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
@@ -253,14 +271,22 @@ def weight_rows(n: int) -> int:
 @functools.cache
 def gemm(n: int, k: int, scale_dtype: str):
     """out[t, N] for a prefill's activations (tp rows, a multiple of TOKEN_TILE) and the 4-bit weight [N, K]."""
-    steps, tokens, rows = k // STEP, TOKEN_TILE, weight_rows(n)
+    rows = weight_rows(n)
     tiles_per_chunk, chunks = _chunks(n // rows)
+    return _sized(_gemm_template(rows, scale_dtype), n=n, k=k, tiles_per_chunk=tiles_per_chunk, chunks=chunks)
+
+
+@functools.cache
+def _gemm_template(rows: int, scale_dtype: str):
+    tokens = TOKEN_TILE
 
     @T.prim_func(private=True, s_tir=True)
     def q4_int8_gemm(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
-                     q_weight: T.Buffer((n, k // 8), "uint32"), q_scale: T.Buffer((n, k // GROUP), scale_dtype),
-                     var_out: T.handle):
+                     var_q_weight: T.handle, var_q_scale: T.handle, var_out: T.handle,
+                     n: T.int32, k: T.int32, tiles_per_chunk: T.int32, chunks: T.int32):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
+        q_weight = T.match_buffer(var_q_weight, (n, k // 8), "uint32")
+        q_scale = T.match_buffer(var_q_scale, (n, k // GROUP), scale_dtype)
         t = T.int64()
         tp = T.int64()
         xe = T.match_buffer(var_xe, (tp, k // 2), "int8")
@@ -281,7 +307,7 @@ def gemm(n: int, k: int, scale_dtype: str):
                     if row0 < n:  # the last chunk may be short
                         for i in T.unroll(rows * tokens):
                             acc[T.ramp(i * 8, 1, 8)] = T.broadcast(T.float32(0), 8)
-                        for step in T.serial(steps):
+                        for step in T.serial(k // STEP):
                             for i in T.unroll(rows):
                                 packed: T.let[T.int32x8] = T.reinterpret(
                                     "int32x8", q_weight[row0 + i, T.ramp(step * 8, 1, 8)])
