@@ -28,3 +28,4 @@ def test_preset_lowers_at_its_real_shape(preset, tmp_path):
     if preset == "phi3_5_mini":
         assert "batch_decode_long" in (tmp_path / "devc.ll").read_text(errors="replace")
     assert "attention" in functions
+    assert "!dbg" not in functions and "#dbg_" not in functions  # codegen's third spent on DWARF nobody reads

@@ -7,7 +7,8 @@ import tvm_ffi
 from tvm import relax
 from tvm.script import tirx as T
 
-from llmc.compiler import parallel
+from llmc import tvm_libs
+from llmc.compiler import lowering, parallel
 
 
 def _kernel(scale: float, symbol: str) -> tvm.tirx.PrimFunc:
@@ -83,3 +84,28 @@ def test_function_groups_keep_a_function_with_the_functions_it_calls():
     relax_names = [sorted(gv.name_hint for gv, f in g.functions_items() if isinstance(f, relax.Function))
                    for g in groups]
     assert relax_names == [["layer", "prefill", "verify"], ["decode"]]
+
+
+def test_debug_info_is_dropped_from_llvm_ir_and_what_is_left_builds(tmp_path):
+    ll = '''define i32 @f(i32 %x) !dbg !5 {
+  %y = add i32 %x, 1, !dbg !7
+    #dbg_value(i32 %y, !8, !DIExpression(), !7)
+  ret i32 %y, !dbg !7
+}
+
+!llvm.dbg.cu = !{!0}
+!llvm.module.flags = !{!3}
+!0 = distinct !DICompileUnit(language: DW_LANG_C, file: !1, producer: "TVM", isOptimized: false, runtimeVersion: 0, emissionKind: FullDebug)
+!1 = !DIFile(filename: "IRModule.CodeGenLLVM", directory: ".")
+!3 = !{i32 2, !"Debug Info Version", i32 3}
+!5 = distinct !DISubprogram(name: "f", scope: !1, file: !1, type: !6, spFlags: DISPFlagDefinition, unit: !0)
+!6 = !DISubroutineType(types: !{})
+!7 = !DILocation(line: 0, scope: !5)
+!8 = !DILocalVariable(name: "y", scope: !5, file: !1, type: !9)
+!9 = !DIBasicType(name: "int32", size: 32, encoding: DW_ATE_signed)
+'''
+    stripped = lowering.without_debug_info(ll)
+    assert "dbg" not in stripped and "%y = add i32 %x, 1\n" in stripped and "define i32 @f(i32 %x) {" in stripped
+    (tmp_path / "f.ll").write_text(stripped)
+    tvm_libs.write_object(tmp_path / "f.ll", tmp_path / "f.o")
+    assert (tmp_path / "f.o").stat().st_size > 0

@@ -11,6 +11,7 @@ Writes, into an output folder:
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -180,21 +181,38 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) ->
     config = {"tirx.disable_cse_tir": True} if on_gpu else {}
     opt_level = tvm.transform.PassContext.current().opt_level
 
-    def build(part: tvm.IRModule):
+    def build(numbered: tuple[int, tvm.IRModule]):
+        i, part = numbered
         with tvm.transform.PassContext(opt_level=opt_level, config=config):
-            return tvm.tirx.build(part, target=target)
+            kernels = tvm.tirx.build(part, target=target)
+        (out_dir / f"lib{i}.ll").write_text(without_debug_info(kernels.inspect_source("ll")))
+        return kernels
 
     # GPU kernels come with their host launchers, and a system library registers one module: one part.
     parts = _split(tir_mod, 1 if on_gpu or spec["system_lib"] else KERNEL_PARTS)
     with ThreadPoolExecutor(len(parts)) as pool:
-        kernels = list(pool.map(build, parts))
+        kernels = list(pool.map(build, enumerate(parts)))
     executable = vm_build._ffi_api.VMLink(builder, target, kernels[0], kernels[1:], {})
-    for i, part in enumerate(kernels):
-        part.write_to_file(str(out_dir / f"lib{i}.ll"))
     pack = tvm.get_global_func("runtime.ModulePackImportsToLLVM")
     host_target = kernels[0].get_function("_get_target_string")()
     packed = pack(executable, spec["system_lib"], host_target, spec["system_lib_prefix"])
     packed.write_to_file(str(out_dir / "devc.ll"))
+
+
+# TVM's LLVM code generator always describes each kernel's variables in DWARF; no debugger reads them in a
+# model library, yet they cost codegen a third of its time (.debug_loc outweighed .text), and the machine
+# code is the same without them.
+_DEBUG_RECORD = re.compile(r"^ *#dbg_\w+\(.*\n", re.MULTILINE)
+_DEBUG_LOCATION = re.compile(r",? !dbg !\d+")
+_DEBUG_UNIT = re.compile(r"^!llvm\.dbg\.cu = .*\n", re.MULTILINE)
+
+
+def without_debug_info(ll: str) -> str:
+    """LLVM IR text without its debug records, locations and compile unit (the metadata they alone
+    referenced is dropped when LLVM reads it)."""
+    for pattern in (_DEBUG_RECORD, _DEBUG_UNIT, _DEBUG_LOCATION):
+        ll = pattern.sub("", ll)
+    return ll
 
 
 def _split(tir_mod: tvm.IRModule, parts: int) -> list[tvm.IRModule]:
