@@ -109,3 +109,19 @@ def test_debug_info_is_dropped_from_llvm_ir_and_what_is_left_builds(tmp_path):
     (tmp_path / "f.ll").write_text(stripped)
     tvm_libs.write_object(tmp_path / "f.ll", tmp_path / "f.o")
     assert (tmp_path / "f.o").stat().st_size > 0
+
+
+def test_function_names_listed_once_are_listed_again_when_a_function_is_registered(monkeypatch):
+    import tvm_ffi.registry as registry
+
+    listed_each_time = registry.list_global_func_names
+    monkeypatch.setattr(registry, "list_global_func_names", listed_each_time)  # undone after the test
+    tvm_libs.list_function_names_once()
+    assert registry.list_global_func_names is not listed_each_time
+    assert sorted(registry.list_global_func_names()) == sorted(listed_each_time())
+    tvm_ffi.register_global_func("llmc_test.listed_once", lambda: 1, override=True)
+    try:
+        assert "llmc_test.listed_once" in registry.list_global_func_names()
+    finally:
+        tvm_ffi.remove_global_func("llmc_test.listed_once")
+    assert "llmc_test.listed_once" not in registry.list_global_func_names()

@@ -175,4 +175,7 @@ if __name__ == "__main__":
     # tvm_ffi imports torch eagerly when it is installed (1.1 s of every compile); compiler work never
     # uses it, so in this child "import torch" fails fast and tvm_ffi goes on without it.
     sys.modules["torch"] = None
+    from llmc import tvm_libs
+
+    tvm_libs.list_function_names_once()
     sys.exit(_serve(sys.argv[1:]))
