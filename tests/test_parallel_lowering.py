@@ -125,3 +125,34 @@ def test_function_names_listed_once_are_listed_again_when_a_function_is_register
     finally:
         tvm_ffi.remove_global_func("llmc_test.listed_once")
     assert "llmc_test.listed_once" not in registry.list_global_func_names()
+
+
+def test_prebuilt_kernels_are_kept_only_when_the_pipeline_made_the_same_ones():
+    from llmc.compiler import passes, prebuild
+
+    target = tvm.target.Target("llvm")
+    traced = tvm.IRModule({"double": _kernel(2.0, "double")})
+    final = passes.run(traced, prebuild.KVCacheKernels(target, None).readying, target)
+    other = tvm.IRModule({"other": _kernel(3.0, "other")})
+
+    kept = prebuild.KVCacheKernels(target, None)
+    kept.start(traced)
+    rest, built = kept.take(tvm.IRModule({**dict(final.functions_items()), **dict(other.functions_items())}))
+    assert built is not None and "double" in built.inspect_source("ll")
+    assert [gv.name_hint for gv, _ in rest.functions_items()] == ["other"]
+
+    changed = prebuild.KVCacheKernels(target, None)
+    changed.start(traced)
+    edited = final["double"].with_attr("tirx.noalias", False)  # a pass touched it after tracing
+    mod = tvm.IRModule({"double": edited})
+    assert changed.take(mod) == (mod, None)
+
+    never_started = prebuild.KVCacheKernels(target, None)
+    assert never_started.take(mod) == (mod, None)
+
+
+def test_every_kernel_is_generated_noalias_whatever_module_it_shares():
+    from llmc.compiler.primfuncs import all_noalias
+
+    mod = all_noalias(tvm.IRModule({"a": _kernel(2.0, "a"), "z": _kernel(3.0, "z").with_attr("tirx.noalias", True)}))
+    assert all(bool(f.attrs["tirx.noalias"]) for _, f in mod.functions_items())

@@ -5,7 +5,7 @@ embed_tokens(ids), hidden(embeds, cache) and logits(hidden).
 """
 from __future__ import annotations
 
-from tvm import te
+from tvm import relax, te
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache
@@ -37,6 +37,8 @@ class LibraryFunctions:
     target: object
     hidden_size: int
     prefill_chunk_size: int
+    # called with the module traced so far once the KV cache's kernels are in it (compiler.prebuild)
+    on_kv_cache_kernels = None
 
     def embed(self, input_ids: nn.Tensor):
         return self.embed_tokens(input_ids)
@@ -59,8 +61,11 @@ class LibraryFunctions:
 
     def create_tir_paged_kv_cache(self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
                                   support_sliding_window) -> PagedKVCache:
-        return kv_cache.create(self.kv_spec, self.dtype, self.target, max_batch_size, max_total_seq_len,
-                               prefill_chunk_size, page_size, support_sliding_window)
+        cache = kv_cache.create(self.kv_spec, self.dtype, self.target, max_batch_size, max_total_seq_len,
+                                prefill_chunk_size, page_size, support_sliding_window)
+        if self.on_kv_cache_kernels is not None:
+            self.on_kv_cache_kernels(relax.BlockBuilder.current().get())
+        return cache
 
     def softmax_with_temperature(self, logits: nn.Tensor, temperature: nn.Tensor):
         b, s, v = logits.shape
@@ -75,7 +80,11 @@ class LibraryFunctions:
         packed = {"param_mode": "packed", "effect_mode": "none"}
         plain = {"param_mode": "none", "effect_mode": "none"}
         cache = nn.spec.Object(object_type=PagedKVCache)
+        # the KV cache first: its kernels build while the rest traces (compiler.prebuild)
         return {
+            "create_tir_paged_kv_cache": {"max_batch_size": int, "max_total_seq_len": int,
+                                          "prefill_chunk_size": int, "page_size": int,
+                                          "support_sliding_window": int, "$": plain},
             "embed": {"input_ids": nn.spec.Tensor(["seq_len"], "int32"), "$": packed},
             "prefill": {"input_embed": nn.spec.Tensor([1, "seq_len", h], d), "paged_kv_cache": cache, "$": packed},
             "decode": {"input_embed": nn.spec.Tensor([1, 1, h], d), "paged_kv_cache": cache, "$": packed},
@@ -86,9 +95,6 @@ class LibraryFunctions:
                              "$": packed},
             "batch_verify": {"input_embeds": nn.spec.Tensor([1, "seq_len", h], d), "paged_kv_cache": cache,
                              "$": packed},
-            "create_tir_paged_kv_cache": {"max_batch_size": int, "max_total_seq_len": int,
-                                          "prefill_chunk_size": int, "page_size": int,
-                                          "support_sliding_window": int, "$": plain},
             "softmax_with_temperature": {"logits": nn.spec.Tensor(["batch_size", 1, "vocab_size"], "float32"),
                                          "temperature": nn.spec.Tensor(["batch_size"], "float32"), "$": plain},
             "alloc_embedding_tensor": {"$": plain},

@@ -21,7 +21,8 @@ from tvm.relax import vm_build
 
 from llmc import devices, families
 from llmc.compiler import (fast_math, functions, gpu, int8_matmul, layers, logit_kernels, parallel, passes,
-                           schedules)
+                           prebuild, schedules)
+from llmc.compiler.primfuncs import all_noalias
 from llmc.quant import scheme as quant_scheme
 from llmc.families.base import hidden_size
 
@@ -135,15 +136,19 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     target = tvm.target.Target(target_dict)
     device = devices.for_target(target_dict)
     model = build_model(spec, target, device)
+    on_gpu = device.SCHEDULES == "gpu"
+    schedule = schedule_pass(target, device, spec["opt"])
+    # GPU libraries and system libraries build their kernels as one module (see _emit): no prebuild
+    kv_kernels = None if on_gpu or spec["system_lib"] else prebuild.KVCacheKernels(target, schedule)
+    model.on_kv_cache_kernels = kv_kernels and kv_kernels.start
     mod, params = model.export_tvm(spec=model.spec())
     check_params(params, spec["params"])
-    on_gpu = device.SCHEDULES == "gpu"
     for name, kernel in logit_kernels.KERNELS.items():
         mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
     bounds = {"seq_len": spec["prefill_chunk_size"], "batch_size": spec["max_batch_size"]}
     groups = parallel.function_groups(mod, 1 if on_gpu else RELAX_PARTS)
     scheduled = parallel.each(groups, lambda group: passes.run(
-        group, passes.optimize(bounds, schedule_pass(target, device, spec["opt"])), target))
+        group, passes.optimize(bounds, schedule), target))
     if on_gpu:
         gpu.check_kernels(scheduled[0])
     planned = parallel.each(scheduled, lambda group: passes.run(group, passes.vm_lowering()[:5], target))
@@ -153,7 +158,7 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     planned[0][tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
     lowered = parallel.merge(parallel.each(planned, lambda group: passes.run(
         group, passes.vm_lowering()[5:], target)))
-    _emit(lowered, target, spec, out_dir, on_gpu)
+    _emit(lowered, target, spec, out_dir, on_gpu, kv_kernels)
     device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -169,7 +174,7 @@ RELAX_PARTS = 2
 KERNEL_PARTS = 2
 
 
-def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) -> None:
+def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, kv_kernels) -> None:
     builder = relax.ExecBuilder()
     leftover = vm_build._vmcodegen(builder, mod, "bytecode")
     tir_mod = vm_build._filter_tir(leftover)
@@ -181,15 +186,20 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool) ->
     config = {"tirx.disable_cse_tir": True} if on_gpu else {}
     opt_level = tvm.transform.PassContext.current().opt_level
 
-    def build(numbered: tuple[int, tvm.IRModule]):
+    def build(numbered: tuple[int, object]):
         i, part = numbered
-        with tvm.transform.PassContext(opt_level=opt_level, config=config):
-            kernels = tvm.tirx.build(part, target=target)
-        (out_dir / f"lib{i}.ll").write_text(without_debug_info(kernels.inspect_source("ll")))
-        return kernels
+        if isinstance(part, tvm.IRModule):
+            with tvm.transform.PassContext(opt_level=opt_level, config=config):
+                part = tvm.tirx.build(part, target=target)
+        (out_dir / f"lib{i}.ll").write_text(without_debug_info(part.inspect_source("ll")))
+        return part
 
+    tir_mod, prebuilt = kv_kernels.take(tir_mod) if kv_kernels is not None else (tir_mod, None)
+    if not on_gpu:
+        tir_mod = all_noalias(tir_mod)
     # GPU kernels come with their host launchers, and a system library registers one module: one part.
     parts = _split(tir_mod, 1 if on_gpu or spec["system_lib"] else KERNEL_PARTS)
+    parts += [prebuilt] if prebuilt is not None else []
     with ThreadPoolExecutor(len(parts)) as pool:
         kernels = list(pool.map(build, enumerate(parts)))
     executable = vm_build._ffi_api.VMLink(builder, target, kernels[0], kernels[1:], {})
