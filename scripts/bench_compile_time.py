@@ -31,6 +31,9 @@ def checkout(rev: str, work: Path) -> dict:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
     for sub in ("store", "runtime"):
         (tree / "pipeline" / sub).symlink_to(tree / sub)
+    # bytecode written first, as scripts/setup.sh does for this checkout
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "pipeline"), str(tree / "store"),
+                    str(tree / "runtime")], check=True, capture_output=True)
     shim = work / f"path-{rev}"
     shim.mkdir()
     (shim / "llmc").symlink_to(tree / "pipeline")

@@ -131,24 +131,24 @@ def test_prebuilt_kernels_are_kept_only_when_the_pipeline_made_the_same_ones():
     from llmc.compiler import passes, prebuild
 
     target = tvm.target.Target("llvm")
-    traced = tvm.IRModule({"double": _kernel(2.0, "double")})
-    final = passes.run(traced, prebuild.KVCacheKernels(target, None).readying, target)
-    other = tvm.IRModule({"other": _kernel(3.0, "other")})
+    ready = lambda: prebuild.Prebuild(target, None, {"embed"})  # noqa: E731
+    first = tvm.IRModule({"double": _kernel(2.0, "double"), "embed": _kernel(4.0, "embed")})
+    final = passes.run(first, ready().readying, target)
+    second = tvm.IRModule({**dict(first.functions_items()), "triple": _kernel(3.0, "triple")})
 
-    kept = prebuild.KVCacheKernels(target, None)
-    kept.start(traced)
-    rest, built = kept.take(tvm.IRModule({**dict(final.functions_items()), **dict(other.functions_items())}))
-    assert built is not None and "double" in built.inspect_source("ll")
-    assert [gv.name_hint for gv, _ in rest.functions_items()] == ["other"]
+    kept = ready()
+    kept.start(first)
+    kept.start(second)  # a batch of what is new since: "triple"
+    rest, built = kept.take(tvm.IRModule({**dict(final.functions_items()), "triple": _kernel(3.0, "triple")}))
+    assert len(built) == 1 and "double" in built[0].inspect_source("ll")  # "triple" is not as readied
+    assert sorted(gv.name_hint for gv, _ in rest.functions_items()) == ["embed", "triple"]  # an exported name
 
-    changed = prebuild.KVCacheKernels(target, None)
-    changed.start(traced)
-    edited = final["double"].with_attr("tirx.noalias", False)  # a pass touched it after tracing
-    mod = tvm.IRModule({"double": edited})
-    assert changed.take(mod) == (mod, None)
+    changed = ready()
+    changed.start(first)
+    mod = tvm.IRModule({"double": final["double"].with_attr("tirx.noalias", False)})  # a pass touched it
+    assert changed.take(mod)[1] == [] and changed.take(mod)[0]["double"].same_as(mod["double"])
 
-    never_started = prebuild.KVCacheKernels(target, None)
-    assert never_started.take(mod) == (mod, None)
+    assert ready().take(mod)[1] == []
 
 
 def test_every_kernel_is_generated_noalias_whatever_module_it_shares():

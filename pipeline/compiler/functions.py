@@ -37,8 +37,9 @@ class LibraryFunctions:
     target: object
     hidden_size: int
     prefill_chunk_size: int
-    # called with the module traced so far once the KV cache's kernels are in it (compiler.prebuild)
-    on_kv_cache_kernels = None
+    # called with the module traced so far once the KV cache's kernels are in it (compiler.prebuild builds
+    # them while the rest traces)
+    on_kernels_traced = None
 
     def embed(self, input_ids: nn.Tensor):
         return self.embed_tokens(input_ids)
@@ -63,9 +64,12 @@ class LibraryFunctions:
                                   support_sliding_window) -> PagedKVCache:
         cache = kv_cache.create(self.kv_spec, self.dtype, self.target, max_batch_size, max_total_seq_len,
                                 prefill_chunk_size, page_size, support_sliding_window)
-        if self.on_kv_cache_kernels is not None:
-            self.on_kv_cache_kernels(relax.BlockBuilder.current().get())
+        self._kernels_traced()
         return cache
+
+    def _kernels_traced(self) -> None:
+        if self.on_kernels_traced is not None:
+            self.on_kernels_traced(relax.BlockBuilder.current().get())
 
     def softmax_with_temperature(self, logits: nn.Tensor, temperature: nn.Tensor):
         b, s, v = logits.shape

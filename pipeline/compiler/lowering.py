@@ -139,9 +139,10 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     on_gpu = device.SCHEDULES == "gpu"
     schedule = schedule_pass(target, device, spec["opt"])
     # GPU libraries and system libraries build their kernels as one module (see _emit): no prebuild
-    kv_kernels = None if on_gpu or spec["system_lib"] else prebuild.KVCacheKernels(target, schedule)
-    model.on_kv_cache_kernels = kv_kernels and kv_kernels.start
-    mod, params = model.export_tvm(spec=model.spec())
+    exported = model.spec()
+    kernels = None if on_gpu or spec["system_lib"] else prebuild.Prebuild(target, schedule, set(exported))
+    model.on_kernels_traced = kernels and kernels.start
+    mod, params = model.export_tvm(spec=exported)
     check_params(params, spec["params"])
     for name, kernel in logit_kernels.KERNELS.items():
         mod[tvm.ir.GlobalVar(name)] = logit_kernels.for_gpu(kernel) if on_gpu else kernel
@@ -158,7 +159,7 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     planned[0][tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
     lowered = parallel.merge(parallel.each(planned, lambda group: passes.run(
         group, passes.vm_lowering()[5:], target)))
-    _emit(lowered, target, spec, out_dir, on_gpu, kv_kernels)
+    _emit(lowered, target, spec, out_dir, on_gpu, kernels)
     device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -174,7 +175,7 @@ RELAX_PARTS = 2
 KERNEL_PARTS = 2
 
 
-def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, kv_kernels) -> None:
+def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, prebuilt) -> None:
     builder = relax.ExecBuilder()
     leftover = vm_build._vmcodegen(builder, mod, "bytecode")
     tir_mod = vm_build._filter_tir(leftover)
@@ -194,12 +195,12 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, kv
         (out_dir / f"lib{i}.ll").write_text(without_debug_info(part.inspect_source("ll")))
         return part
 
-    tir_mod, prebuilt = kv_kernels.take(tir_mod) if kv_kernels is not None else (tir_mod, None)
+    tir_mod, built = prebuilt.take(tir_mod) if prebuilt is not None else (tir_mod, [])
     if not on_gpu:
         tir_mod = all_noalias(tir_mod)
     # GPU kernels come with their host launchers, and a system library registers one module: one part.
     parts = _split(tir_mod, 1 if on_gpu or spec["system_lib"] else KERNEL_PARTS)
-    parts += [prebuilt] if prebuilt is not None else []
+    parts += built
     with ThreadPoolExecutor(len(parts)) as pool:
         kernels = list(pool.map(build, enumerate(parts)))
     executable = vm_build._ffi_api.VMLink(builder, target, kernels[0], kernels[1:], {})

@@ -1,14 +1,16 @@
-"""A CPU library's KV cache kernels, built in a thread while the rest of the model is traced.
+"""A CPU library's kernels, built in a thread while the rest of the model is traced.
 
 Tracing the model (TVMScript parsing included) is Python on one core for about 2 s of a 10 s compile,
-and the attention kernels of the KV cache are a third of the LLVM work that follows it. So the model
-traces its KV cache first (functions.LibraryFunctions.spec) and hands the module so far, which then
-holds only those kernels, to `start`. A thread readies them as the Relax pipeline would (op patterns, the
-target's schedules, global symbols) and builds them; TVM's C++ releases the GIL, so tracing goes on.
+and the KV cache's kernels (attention, tree attention, RoPE, page copies) are a third of the LLVM work
+that follows it: about as much as that idle core can do meanwhile (a second batch, the int8 matmuls once
+decode is traced, only queued behind it and made lower slower). So the model traces its KV cache first
+(functions.LibraryFunctions.spec) and hands the module traced so far to `start`. A thread readies each
+batch of new kernels as the Relax pipeline would (their final names, op patterns, the target's
+schedules, global symbols) and builds it; TVM's C++ releases the GIL, so tracing goes on.
 
-`take` keeps the result only if each kernel it built is, structurally, the one the pipeline made: one
-that differs in anything (a pass that changed it, a renamed kernel) would leave two versions of a symbol,
-so then nothing is kept and every kernel is built with the rest, as without a prebuild.
+`take` keeps a batch only if each kernel in it is, structurally, the one the pipeline made: a kernel that
+differs in anything (a pass that changed it, a renamed kernel) would leave two versions of a symbol, so
+then that batch's kernels are built with the rest, as without a prebuild.
 """
 from __future__ import annotations
 
@@ -22,39 +24,41 @@ from llmc.compiler import passes
 from llmc.compiler.primfuncs import all_noalias
 
 
-class KVCacheKernels:
-    def __init__(self, target, schedule):
+class Prebuild:
+    def __init__(self, target, schedule, exported: set[str]):
         self.target = target
-        # names as the traced module's finalize gives them (a kernel's global symbol), then the pipeline
-        self.readying = [relax.transform.NormalizeGlobalVar(), relax.transform.AnnotateTIROpPattern()] + ([schedule] if schedule is not None else []) + [
-            relax.transform.AttachGlobalSymbol()]
-        self._pool = ThreadPoolExecutor(1)
-        self._built: Future | None = None
+        self.exported = exported  # a kernel named as an exported function is renamed when tracing ends
+        self.readying = [relax.transform.NormalizeGlobalVar(), relax.transform.AnnotateTIROpPattern()] + (
+            [schedule] if schedule is not None else []) + [relax.transform.AttachGlobalSymbol()]
+        self._pool = ThreadPoolExecutor(1)  # batches one after another: tracing holds the other core
+        self._started: set[str] = set()
+        self._batches: list[Future] = []
 
     def start(self, traced: tvm.IRModule) -> None:
-        """Build the kernels of the module traced so far (called once, by the KV cache's creation)."""
-        if self._built is not None:
-            return
-        kernels = tvm.IRModule({gv: f for gv, f in traced.functions_items() if isinstance(f, tirx.PrimFunc)})
-        context = tvm.transform.PassContext.current()
-        self._built = self._pool.submit(self._build, kernels, context)
+        """Build the kernels of the module traced so far that no earlier call started."""
+        kernels = {gv: f for gv, f in traced.functions_items()
+                   if isinstance(f, tirx.PrimFunc) and gv.name_hint not in self._started | self.exported}
+        if kernels:
+            self._started.update(gv.name_hint for gv in kernels)
+            self._batches.append(self._pool.submit(self._build, tvm.IRModule(kernels),
+                                                   tvm.transform.PassContext.current()))
 
     def _build(self, kernels: tvm.IRModule, context) -> tuple[tvm.IRModule, object]:
         with context:
             readied = passes.run(kernels, self.readying, self.target)
             return readied, tvm.tirx.build(all_noalias(readied), target=self.target)
 
-    def take(self, tir_mod: tvm.IRModule) -> tuple[tvm.IRModule, object | None]:
-        """(tir_mod without the prebuilt kernels, their built module), or (tir_mod, None) when they are not
-        exactly the kernels of tir_mod."""
+    def take(self, tir_mod: tvm.IRModule) -> tuple[tvm.IRModule, list]:
+        """(tir_mod without the kernels of the batches kept, the batches' built modules)."""
         self._pool.shutdown()
-        if self._built is None:
-            return tir_mod, None
-        readied, built = self._built.result()
         final = {gv.name_hint: f for gv, f in tir_mod.functions_items()}
-        names = [gv.name_hint for gv, _ in readied.functions_items()]
-        if tir_mod.attrs or not all(n in final and tvm_ffi.structural_equal(final[n], readied[n]) for n in names):
-            return tir_mod, None
-        rest = tvm.IRModule({gv: f for gv, f in tir_mod.functions_items() if gv.name_hint not in names},
+        kept, built = set(), []
+        for batch in self._batches:
+            readied, module = batch.result()
+            names = [gv.name_hint for gv, _ in readied.functions_items()]
+            if not tir_mod.attrs and all(n in final and tvm_ffi.structural_equal(final[n], readied[n]) for n in names):
+                kept.update(names)
+                built.append(module)
+        rest = tvm.IRModule({gv: f for gv, f in tir_mod.functions_items() if gv.name_hint not in kept},
                             attrs=tir_mod.attrs)
         return rest, built
