@@ -64,12 +64,9 @@ class LibraryFunctions:
                                   support_sliding_window) -> PagedKVCache:
         cache = kv_cache.create(self.kv_spec, self.dtype, self.target, max_batch_size, max_total_seq_len,
                                 prefill_chunk_size, page_size, support_sliding_window)
-        self._kernels_traced()
-        return cache
-
-    def _kernels_traced(self) -> None:
         if self.on_kernels_traced is not None:
             self.on_kernels_traced(relax.BlockBuilder.current().get())
+        return cache
 
     def softmax_with_temperature(self, logits: nn.Tensor, temperature: nn.Tensor):
         b, s, v = logits.shape

@@ -140,8 +140,8 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     schedule = schedule_pass(target, device, spec["opt"])
     # GPU libraries and system libraries build their kernels as one module (see _emit): no prebuild
     exported = model.spec()
-    kernels = None if on_gpu or spec["system_lib"] else prebuild.Prebuild(target, schedule, set(exported))
-    model.on_kernels_traced = kernels and kernels.start
+    prebuilding = None if on_gpu or spec["system_lib"] else prebuild.Prebuild(target, schedule, set(exported))
+    model.on_kernels_traced = prebuilding and prebuilding.start
     mod, params = model.export_tvm(spec=exported)
     check_params(params, spec["params"])
     for name, kernel in logit_kernels.KERNELS.items():
@@ -159,7 +159,7 @@ def lower(spec: dict, target_dict: dict, out_dir: Path) -> dict:
     planned[0][tvm.ir.GlobalVar("_metadata")] = _metadata_function(json.dumps(meta))
     lowered = parallel.merge(parallel.each(planned, lambda group: passes.run(
         group, passes.vm_lowering()[5:], target)))
-    _emit(lowered, target, spec, out_dir, on_gpu, kernels)
+    _emit(lowered, target, spec, out_dir, on_gpu, prebuilding)
     device.post_lower(out_dir, spec)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -175,7 +175,8 @@ RELAX_PARTS = 2
 KERNEL_PARTS = 2
 
 
-def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, prebuilt) -> None:
+def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool,
+          prebuilding: prebuild.Prebuild | None) -> None:
     builder = relax.ExecBuilder()
     leftover = vm_build._vmcodegen(builder, mod, "bytecode")
     tir_mod = vm_build._filter_tir(leftover)
@@ -195,7 +196,7 @@ def _emit(mod: tvm.IRModule, target, spec: dict, out_dir: Path, on_gpu: bool, pr
         (out_dir / f"lib{i}.ll").write_text(without_debug_info(part.inspect_source("ll")))
         return part
 
-    tir_mod, built = prebuilt.take(tir_mod) if prebuilt is not None else (tir_mod, [])
+    tir_mod, built = prebuilding.take(tir_mod) if prebuilding is not None else (tir_mod, [])
     if not on_gpu:
         tir_mod = all_noalias(tir_mod)
     # GPU kernels come with their host launchers, and a system library registers one module: one part.

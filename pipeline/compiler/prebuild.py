@@ -51,12 +51,14 @@ class Prebuild:
     def take(self, tir_mod: tvm.IRModule) -> tuple[tvm.IRModule, list]:
         """(tir_mod without the kernels of the batches kept, the batches' built modules)."""
         self._pool.shutdown()
+        if tir_mod.attrs:  # the batches were built as modules without attributes
+            return tir_mod, []
         final = {gv.name_hint: f for gv, f in tir_mod.functions_items()}
         kept, built = set(), []
         for batch in self._batches:
             readied, module = batch.result()
             names = [gv.name_hint for gv, _ in readied.functions_items()]
-            if not tir_mod.attrs and all(n in final and tvm_ffi.structural_equal(final[n], readied[n]) for n in names):
+            if all(n in final and tvm_ffi.structural_equal(final[n], readied[n]) for n in names):
                 kept.update(names)
                 built.append(module)
         rest = tvm.IRModule({gv: f for gv, f in tir_mod.functions_items() if gv.name_hint not in kept},
