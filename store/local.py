@@ -101,6 +101,8 @@ class Store:
         self.tmp = self.root / "tmp"
         self.quarantine = self.root / "quarantine"
         self.locks = self.root / "locks"
+        # Blobs this instance hashed as it stored them: linking one of them out needs no second hash.
+        self._hashed_here: set[str] = set()
 
     def ensure(self) -> "Store":
         try:
@@ -145,6 +147,7 @@ class Store:
         dest = self.blob_path(d)
         if self._already_stored(d):
             return d
+        self._hashed_here.add(d)
         tmp = atomic.temp_path(self.tmp)
         moved = False
         if move:
@@ -236,13 +239,17 @@ class Store:
         return md
 
     def materialize(self, manifest_digest: str, dest: Path, link: bool = False,
-                    on_file=None) -> Manifest:
+                    on_file=None, link_min_bytes: int | None = None) -> Manifest:
         """Write an artifact's files under dest (which must not exist or be empty).
 
         Copies are hashed as they are written, so a corrupt blob is never handed out:
         it is quarantined and CorruptObject is raised. link=True hard-links blobs
         (read-only) instead, for stage inputs inside the store's own tmp, after hashing
         them: a stage never reads a blob that changed in place (same size, other bytes).
+        link_min_bytes links only the blobs of at least that size (a user's folder: its
+        weights share the store's read-only files instead of being written twice), and one
+        this instance stored (a command installing what it just built) without hashing it
+        again. Across file systems, links are copies.
         """
         m = self.get_manifest(manifest_digest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -250,8 +257,10 @@ class Store:
             src = self.blob_path(e.digest)
             out = dest / e.path
             out.parent.mkdir(parents=True, exist_ok=True)
-            if link:
-                self._check_digest(e.digest, src)
+            shared = link_min_bytes is not None and e.size >= link_min_bytes
+            if link or shared:
+                if not (shared and e.digest in self._hashed_here):
+                    self._check_digest(e.digest, src)
                 try:
                     os.link(src, out)
                     if on_file:

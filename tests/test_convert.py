@@ -246,3 +246,48 @@ def test_output_folders_with_spaces_and_accents_work(tiny_llama, shared_store, t
     assert (out / "tensor-cache.json").is_file() and (out / "mlc-chat-config.json").is_file()
     assert shared_store.get_ref("convert_weight/my=20mod=C3=A8l-MLC") == result.manifest
     assert shared_store.get_ref("gen_config/my=20mod=C3=A8l-MLC") is not None
+
+
+def _quantize_output(folder, sizes, shards=None):
+    """A quantize stage's output (tensors.json and one file per tensor) with tensors of these sizes."""
+    rng = np.random.default_rng(3)
+    (folder / "tensors").mkdir(parents=True)
+    tensors = []
+    for i, size in enumerate(sizes):
+        (folder / f"tensors/{i:05d}.bin").write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        tensors.append({"name": f"t{i}", "shape": [size], "dtype": "uint8", "file": f"tensors/{i:05d}.bin"})
+    listing = {"metadata": {"source_elements": sum(sizes)}, "tensors": tensors}
+    if shards is not None:
+        listing["shards"] = shards
+    (folder / "tensors.json").write_text(json.dumps(listing))
+
+
+def _shard_index(tmp_path, name, sizes, cap, shards=None):
+    from llmc.stages import shard
+
+    _quantize_output(tmp_path / name, sizes, shards)
+    (tmp_path / f"{name}-out").mkdir()
+    shard.run({"tensors": tmp_path / name}, {"max_shard_bytes": cap}, tmp_path / f"{name}-out")
+    return json.loads((tmp_path / f"{name}-out" / "tensor-cache.json").read_text())["records"]
+
+
+def test_shard_md5s_taken_while_quantize_writes_are_the_files_md5s(tmp_path):
+    """quantize hashes the shards as it writes the tensors (shard.ShardHashes); shard then uses those md5s,
+    which must be the md5s of the shard files it writes, and hashes the files itself when the plan differs."""
+    import hashlib
+
+    from llmc.stages import shard
+
+    sizes, cap = [300, 400, 600, 100, 50, 700], 1000
+    taken = shard.ShardHashes(sizes, cap)
+    rng = np.random.default_rng(3)
+    for size in sizes:
+        taken.add(memoryview(rng.integers(0, 256, size, dtype=np.uint8).tobytes()))
+    recorded = _shard_index(tmp_path, "recorded", sizes, cap, taken.record())
+    other_plan = _shard_index(tmp_path, "other", sizes, cap, {**taken.record(), "max_shard_bytes": 2000})
+    assert len(recorded) == len(shard.plan(sizes, cap)) > 2 and recorded == other_plan
+    for record in recorded:
+        data = (tmp_path / "recorded-out" / record["dataPath"]).read_bytes()
+        assert record["md5sum"] == hashlib.md5(data).hexdigest() and record["nbytes"] == len(data)
+    with pytest.raises(AssertionError, match="tensor 0: 5 bytes, the plan says 300"):
+        shard.ShardHashes(sizes, cap).add(memoryview(b"12345"))

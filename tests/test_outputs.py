@@ -8,6 +8,7 @@ from llmc.commands import outputs
 from llmc.errors import UserError
 from llmc.graph.runner import Runner, Step
 from llmc.store import Store
+from llmc.store.local import CorruptObject
 from toy_stages import make
 
 
@@ -72,3 +73,29 @@ def test_staging_of_a_killed_command_is_removed_by_the_next_install(artifact, tm
     live.mkdir()
     outputs.install_dir(store, manifest, tmp_path / "out")
     assert not dead.exists() and live.exists()  # a live process's staging is not touched
+
+
+def test_weights_are_linked_from_the_store_and_small_files_copied(tmp_path):
+    """A file of LINK_MIN_BYTES or more shares the store's read-only blob (not written twice); smaller
+    ones (indexes a user may edit) are copies. A fresh Store hashes a blob before it links it out."""
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "params_shard_0.bin").write_bytes(os.urandom(outputs.LINK_MIN_BYTES))
+    (art / "tensor-cache.json").write_text("{}")
+    store = Store(tmp_path / "store").ensure()
+    manifest = store.commit_dir(art)
+    out = tmp_path / "out"
+    outputs.install_dir(store, manifest, out)
+    blob = {e.path: store.blob_path(e.digest) for e in store.get_manifest(manifest)}
+    assert os.path.samefile(out / "params_shard_0.bin", blob["params_shard_0.bin"])
+    assert not os.path.samefile(out / "tensor-cache.json", blob["tensor-cache.json"])
+    assert (out / "params_shard_0.bin").read_bytes() == (art / "params_shard_0.bin").read_bytes()
+    assert os.stat(out / "params_shard_0.bin").st_mode & 0o222 == 0  # read-only, as the blob
+    path = blob["params_shard_0.bin"]
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptObject, match="contents do not match"):
+        outputs.install_dir(Store(tmp_path / "store"), manifest, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()

@@ -6,6 +6,12 @@ files hard-linked in, this command's files and the stale ones it owns left out, 
 are exchanged in one renameat2(RENAME_EXCHANGE). A reader sees the old folder or the new one, never a
 mix. Staging folders are named `.NAME.llmc-PID-ID`; any an earlier, killed command left behind is
 removed by the next install into the same parent folder.
+
+Files of LINK_MIN_BYTES or more (the weight shards) are hard links to the store's blobs, as the Hugging
+Face cache's snapshots point at its blobs: a 7B model's 4 GB is not written a second time, and a cached
+conversion installs at once. They are read-only, as the blobs are; the store hashes a blob before it
+serves it again, so one changed through such a link is caught, never passed on. Smaller files (indexes,
+configs a user may edit in place) are copies.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import uuid
 from pathlib import Path
 
 from llmc.errors import UserError
+
+LINK_MIN_BYTES = 1 << 20
 
 
 def check_writable(out: Path, want_dir: bool = True) -> None:
@@ -117,7 +125,7 @@ def install_dir(store, manifest: str, out: Path, last: tuple[str, ...] = (), own
     exclude: artifact files that are not for the user's folder. last: kept for callers that name their
     index files; with the folder exchanged whole, order no longer matters."""
     def fill(staging: Path) -> None:
-        store.materialize(manifest, staging)
+        store.materialize(manifest, staging, link_min_bytes=LINK_MIN_BYTES)
         for name in exclude:
             (staging / name).unlink(missing_ok=True)
         if out.is_dir():

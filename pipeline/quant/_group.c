@@ -66,12 +66,22 @@ static inline float float_of(uint32_t u) {
     return f;
 }
 
+/* f16_to_f32 without branches or a table lookup, so that a loop of it vectorizes: the same bits */
+static inline float widen_f16(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, magnitude = (uint32_t)(h & 0x7fff) << 13;
+    const uint32_t exponent = h & 0x7c00;
+    const uint32_t subnormal = bits_of((float)(int32_t)(h & 0x3ff) * 5.9604644775390625e-08f);
+    const uint32_t is_subnormal = 0u - (exponent == 0), is_special = 0u - (exponent == 0x7c00);
+    const uint32_t normal = ((magnitude | 0x7f800000u) & is_special) | ((magnitude + (112u << 23)) & ~is_special);
+    return float_of(sign | (subnormal & is_subnormal) | (normal & ~is_subnormal));
+}
+
 /* a group's values (zero past K) as float32, from float16 bits or float32 */
 static inline void load_group(const void *src, int src_f16, int64_t at, int width, int group_size, float *values) {
     if (src_f16) {
         const uint16_t *in = (const uint16_t *)src + at;
         for (int i = 0; i < width; i++)
-            values[i] = f16_table[in[i]];
+            values[i] = widen_f16(in[i]);
     } else {
         memcpy(values, (const float *)src + at, (size_t)width * 4);
     }
@@ -114,21 +124,17 @@ static void add_lanes(const double *err_by_lane, const double *ref_by_lane, int 
  * q [n, words] uint32 and scale [n, groups] (float16 bits when model_f16, else float32); sums[0] +=
  * the squared reconstruction error, sums[1] += the squared weights. Returns 0, or -1 on bad shapes.
  * The per-element loops are written without branches so that the compiler vectorizes them. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-/* 8-lane vectors where the CPU has them, picked at load time: the same IEEE operations, so the same bytes
- * (x86-64-v3 has FMA, which -ffp-contract=off keeps the compiler from using) */
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-int mlc_rule(const void *src, int src_f16, int64_t n, int64_t k, int model_f16, int bits, int group_size,
-             uint32_t *q, void *scale_out, double *sums) {
+/* MLC's rule over rows [n, k]; inlined into mlc_rule with constant sizes for the common shapes, so that
+ * the compiler unrolls the per-group loops */
+static inline __attribute__((always_inline)) void mlc_rows(
+        const void *src, int src_f16, int64_t n, int64_t k, int model_f16, int bits, int group_size, uint32_t *q,
+        void *scale_out, double *err_by_lane, double *ref_by_lane) {
     const int per_word = 32 / bits, max_int = (1 << (bits - 1)) - 1;
-    if (bits < 2 || bits > 8 || group_size <= 0 || group_size > 256 || group_size % per_word)
-        return -1;
     const int64_t groups = (k + group_size - 1) / group_size, words = groups * group_size / per_word;
-    const float fmax_int = (float)max_int, top = (float)(2 * max_int);
+    const float fmax_int = (float)max_int;
+    const int32_t top = 2 * max_int;
     const uint32_t round_mask = model_f16 ? 0xffffe000u : 0xffffffffu, round_add = model_f16 ? 0x0fffu : 0u;
     float values[256], codes[256];
-    double err_by_lane[256] = {0}, ref_by_lane[256] = {0};
     for (int64_t r = 0; r < n; r++) {
         for (int64_t g = 0; g < groups; g++) {
             const int64_t first = g * group_size;
@@ -157,14 +163,36 @@ int mlc_rule(const void *src, int src_f16, int64_t n, int64_t k, int model_f16, 
                 y = (y + round_add + ((y >> 13) & 1u & round_add)) & round_mask;
                 /* ties to even, as np.round: adding and taking away 1.5 * 2**23 leaves no fraction bits
                  * (y is within [-1, 2 * max_int + 1], far inside the range where this is exact) */
-                float level = (float_of(y) + 12582912.0f) - 12582912.0f;
-                level = level < 0.0f ? 0.0f : (level > top ? top : level);
-                codes[i] = level - fmax_int;
+                int32_t level = (int32_t)((float_of(y) + 12582912.0f) - 12582912.0f); /* a whole number */
+                level = level < 0 ? 0 : (level > top ? top : level);
+                codes[i] = (float)(level - max_int);
             }
             store_group(codes, values, scale, width, group_size, bits, q + r * words + first / per_word,
                         err_by_lane, ref_by_lane);
         }
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* 8-lane vectors where the CPU has them, picked at load time: the same IEEE operations, so the same bytes
+ * (x86-64-v3 has FMA, which -ffp-contract=off keeps the compiler from using) */
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+int mlc_rule(const void *src, int src_f16, int64_t n, int64_t k, int model_f16, int bits, int group_size,
+             uint32_t *q, void *scale_out, double *sums) {
+    const int per_word = 32 / bits;
+    if (bits < 2 || bits > 8 || group_size <= 0 || group_size > 256 || group_size % per_word)
+        return -1;
+    double err_by_lane[256] = {0}, ref_by_lane[256] = {0};
+    const int q4 = bits == 4 && group_size == 32 && k % 32 == 0; /* q4f16_1 and q4f32_1 */
+    if (q4 && src_f16 && model_f16)
+        mlc_rows(src, 1, n, k, 1, 4, 32, q, scale_out, err_by_lane, ref_by_lane);
+    else if (q4 && src_f16)
+        mlc_rows(src, 1, n, k, 0, 4, 32, q, scale_out, err_by_lane, ref_by_lane);
+    else if (q4 && !model_f16)
+        mlc_rows(src, 0, n, k, 0, 4, 32, q, scale_out, err_by_lane, ref_by_lane);
+    else
+        mlc_rows(src, src_f16, n, k, model_f16, bits, group_size, q, scale_out, err_by_lane, ref_by_lane);
     add_lanes(err_by_lane, ref_by_lane, group_size, sums);
     return 0;
 }

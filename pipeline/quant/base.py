@@ -30,6 +30,10 @@ class Tensor:
     param: str   # the float Param it comes from
     role: str    # "weight", "q_weight", "q_scale", "qweight", "qzeros", "scales"
 
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
 
 def stem(name: str) -> str:
     return name[: -len(".weight")] if name.endswith(".weight") else name
@@ -39,11 +43,18 @@ def float_tensor(p: Param, model_dtype: str) -> Tensor:
     return Tensor(p.name, p.shape, p.dtype or model_dtype, p.name, "weight")
 
 
-def read_float(reader, p: Param) -> np.ndarray:
-    """A parameter's float weight from the source: its Hugging Face tensors joined along axis 0."""
+def read_parts(reader, p: Param) -> list[np.ndarray]:
+    """A parameter's Hugging Face tensors as they lie in the source (views where they can be), each in
+    the parameter's orientation: the float weight is these joined along axis 0."""
     parts = [reader.get(name) for name in p.hf]
     if p.transposed:
         parts = [np.ascontiguousarray(np.asarray(x).T) for x in parts]
+    return parts
+
+
+def read_float(reader, p: Param) -> np.ndarray:
+    """A parameter's float weight from the source: its Hugging Face tensors joined along axis 0."""
+    parts = read_parts(reader, p)
     if len(parts) == 1:
         return parts[0]
     dtype = np.result_type(*parts)

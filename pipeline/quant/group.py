@@ -17,7 +17,7 @@ import numpy as np
 from llmc.errors import NotAvailable
 from llmc.families.base import Param
 from llmc.quant import search
-from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float, stem
+from llmc.quant.base import Choice, Tensor, as_stored, float_tensor, read_float, read_parts, stem
 from llmc.quant.layout import Scheme
 
 KIND = "group"
@@ -49,11 +49,20 @@ MODES = ("search", "mlc")
 
 def convert(p: Param, reader, s: Scheme, choice: Choice) -> list[tuple[Tensor, np.ndarray]]:
     outs = tensors(p, s)
-    w = read_float(reader, p)
     if not is_quantized(p, s):
-        return as_stored(outs[0], w)
-    q, scale, choice.errors[p.name] = group_quantize(w.reshape(-1, w.shape[-1]), s, choice.mode,
-                                                     choice.importance.get(p.name))
+        return as_stored(outs[0], read_float(reader, p))
+    # Rows are quantized independently, so a joined weight (q|k|v, gate|up, stacked experts) is quantized
+    # part by part where each lies in the source, never copied into one array first.
+    parts = [np.asarray(x).reshape(-1, x.shape[-1]) for x in read_parts(reader, p)]
+    n, k = sum(x.shape[0] for x in parts), parts[0].shape[1]
+    q, scale = np.empty((n, s.words(k)), np.uint32), np.empty((n, s.groups(k)), s.model_dtype)
+    err = ref = 0.0
+    start = 0
+    for x in parts:
+        rows = slice(start, start + x.shape[0])
+        _, _, (e, r) = group_quantize(x, s, choice.mode, choice.importance.get(p.name), out=(q[rows], scale[rows]))
+        err, ref, start = err + e, ref + r, rows.stop
+    choice.errors[p.name] = (err, ref)
     if p.kind == "experts":
         return [(outs[0], q.reshape(outs[0].shape)), (outs[1], scale.reshape(outs[1].shape))]
     if outs[0].shape != q.shape:  # KN layout
@@ -67,15 +76,18 @@ WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 
 
 def group_quantize(w: np.ndarray, s: Scheme, mode: str = "search", importance: np.ndarray | None = None,
-                   native: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+                   native: bool = True, out: tuple[np.ndarray, np.ndarray] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """[N, K] float -> (q_weight [N, words] uint32, q_scale [N, groups]) in NK layout, and the sums of
     squared reconstruction error and of squared weights (in the model dtype's values). native=False runs
-    the numpy versions (MLC's rule: the same bytes; the search: its reference, equal up to rounding)."""
+    the numpy versions (MLC's rule: the same bytes; the search: its reference, equal up to rounding).
+    out: the (q_weight, q_scale) arrays to fill (C-contiguous rows of bigger ones, say)."""
     if mode not in MODES:
         raise ValueError(f"quantization mode {mode!r}: expected one of {MODES}")
     n, k = w.shape
-    q = np.empty((n, s.words(k)), np.uint32)
-    scale = np.empty((n, s.groups(k)), s.model_dtype)
+    if out is None:
+        out = np.empty((n, s.words(k)), np.uint32), np.empty((n, s.groups(k)), s.model_dtype)
+    q, scale = out
     rows = max(1, min(_ROWS_PER_CHUNK_ELEMS // max(k, 1), -(-n // WORKERS) if n * k >= _PARALLEL_ELEMS else n))
     weights = None if importance is None else _grouped(np.asarray(importance, np.float32)[None, :], s)[0]
     in_c = _in_c(w, s, mode, weights) if native else None

@@ -5,6 +5,7 @@ then dropped; only the sharded weights are stored.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from llmc import quant as quantization
 from llmc.families.base import Param
 from llmc.graph import progress
 from llmc.sources import open_reader
+from llmc.stages import shard
+from llmc.store import atomic
 
 NAME = "quantize"
 VERSION = "4"
@@ -39,23 +42,44 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     (out_dir / "tensors").mkdir()
     records = []
     choice = quantization.Choice(options["mode"], _importance(inputs.get("calibration")))
-    with progress.task(f"quantize {s.name}", total=len(params)) as bar:
+    # shard's md5s are taken here, as each tensor is written, while the next one is quantized
+    shard_md5 = shard.ShardHashes([t.nbytes for t in quantization.spec(params, s)])
+
+    def write(p: Param, made: list[tuple[str, np.ndarray]]) -> None:
+        for rel, arr in made:
+            data = memoryview(arr).cast("B")
+            with open(out_dir / rel, "wb") as f:
+                f.write(data)
+                f.flush()
+                atomic.start_writeback(f.fileno())
+            shard_md5.add(data)
+        for name in p.hf:  # this parameter's source pages are no longer needed
+            reader.release(name)
+
+    # One writer thread, one parameter behind: a parameter is quantized while the last one is written.
+    with progress.task(f"quantize {s.name}", total=len(params)) as bar, \
+            concurrent.futures.ThreadPoolExecutor(1) as writer:
+        writing = None
         for p in params:
-            outs = quantization.convert(p, reader, s, choice)
-            for t, arr in outs:
+            made = []
+            for t, arr in quantization.convert(p, reader, s, choice):
                 if tuple(arr.shape) != t.shape or arr.dtype != np.dtype(t.dtype):
                     raise AssertionError(f"{t.name}: made {arr.shape} {arr.dtype}, spec says {t.shape} {t.dtype}")
                 rel = f"tensors/{len(records):05d}.bin"
-                with open(out_dir / rel, "wb") as f:
-                    f.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+                made.append((rel, np.ascontiguousarray(arr)))
                 records.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "file": rel})
-            del outs
-            for name in p.hf:  # this parameter's source pages are no longer needed
-                reader.release(name)
+            if writing is not None:
+                writing.result()
+                bar.advance()
+            writing = writer.submit(write, p, made)
+            del made
+        if writing is not None:
+            writing.result()
             bar.advance()
     # the elements of the model's parameters (MLC's loader.stats.total_param_num), for BitsPerParam
     meta = {"source_elements": quantization.param_count(params), "quantization": s.name,
             "mode": options["mode"], "calibrated": "calibration" in inputs,
             "relative_rms_error": {name: (err / ref) ** 0.5 if ref else 0.0
                                    for name, (err, ref) in choice.errors.items()}}
-    (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records}, indent=1))
+    (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records,
+                                                      "shards": shard_md5.record()}, indent=1))

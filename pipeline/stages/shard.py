@@ -6,19 +6,21 @@ ndarray-cache.json (the name older runtimes and the seed guide read).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from llmc.graph import progress
+from llmc.store import atomic
 
 NAME = "shard"
 VERSION = "3"
 TOOLS = ("python", "llmc")
 EPHEMERAL = False
-DEFAULTS = {"max_shard_bytes": 32 << 20}
+MAX_SHARD_BYTES = 32 << 20
+DEFAULTS = {"max_shard_bytes": MAX_SHARD_BYTES}
 INDEX_NAMES = ("tensor-cache.json", "ndarray-cache.json")
 # How the quantized codes were chosen and each tensor's relative RMS error: kept with the artifact
 # (so a cached run reports it too), not installed into the user's folder.
@@ -44,24 +46,66 @@ def plan(sizes: list[int], cap: int) -> list[list[int]]:
     return shards
 
 
-def _write_shard(dest: Path, parts: list[Path]) -> str:
-    """Write the shard; its md5 (MLC's index records it), hashed from the bytes as they are copied."""
-    linked = False
+class ShardHashes:
+    """The md5 of each shard of the default plan, fed the tensors' bytes in order as they are made (quantize
+    does it while it writes them, so that shard need not read them again)."""
+
+    def __init__(self, sizes: list[int], cap: int = MAX_SHARD_BYTES):
+        self.cap, self.sizes = cap, sizes
+        shards = plan(sizes, cap)  # each shard's members rise in tensor order, so its bytes arrive in order
+        self.shard_of = {i: n for n, members in enumerate(shards) for i in members}
+        self.hashes = [hashlib.md5() for _ in shards]
+        self.added = 0
+
+    def add(self, data: memoryview) -> None:
+        if data.nbytes != self.sizes[self.added]:
+            raise AssertionError(f"tensor {self.added}: {data.nbytes} bytes, the plan says {self.sizes[self.added]}")
+        self.hashes[self.shard_of[self.added]].update(data)
+        self.added += 1
+
+    def record(self) -> dict:
+        return {"max_shard_bytes": self.cap, "sizes": self.sizes, "md5": [h.hexdigest() for h in self.hashes]}
+
+
+def known_md5(listing: dict, sizes: list[int], cap: int) -> list[str] | None:
+    """The shards' md5s quantize took as it wrote the tensors, if its plan is this one."""
+    known = listing.get("shards")
+    if not known or known.get("max_shard_bytes") != cap or known.get("sizes") != sizes:
+        return None
+    return known["md5"]
+
+
+def _write_shard(dest: Path, parts: list[Path], md5: str | None = None) -> str:
+    """Write the shard; its md5 (MLC's index records it): the one given, or hashed from the bytes as they
+    are copied."""
     if len(parts) == 1:
         try:
             # A big tensor is a shard by itself: share the inode instead of writing it again.
             os.link(parts[0], dest)
-            linked = True
+            return md5 if md5 is not None else _md5_of(parts)
         except OSError:
             pass
     h = hashlib.md5()
-    with contextlib.nullcontext() if linked else open(dest, "wb") as out:
+    with open(dest, "wb") as out:
         for part in parts:
             with open(part, "rb") as f:
+                if md5 is not None:
+                    shutil.copyfileobj(f, out, 8 << 20)
+                    continue
                 while chunk := f.read(8 << 20):
                     h.update(chunk)
-                    if out is not None:
-                        out.write(chunk)
+                    out.write(chunk)
+        out.flush()
+        atomic.start_writeback(out.fileno())
+    return md5 if md5 is not None else h.hexdigest()
+
+
+def _md5_of(parts: list[Path]) -> str:
+    h = hashlib.md5()
+    for part in parts:
+        with open(part, "rb") as f:
+            while chunk := f.read(8 << 20):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -81,9 +125,11 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     records = []
     total = 0
     shards = plan(sizes, options["max_shard_bytes"])
+    md5s = known_md5(listing, sizes, options["max_shard_bytes"])
 
     def write(n: int) -> str:
-        return _write_shard(out_dir / f"params_shard_{n}.bin", [src / tensors[i]["file"] for i in shards[n]])
+        return _write_shard(out_dir / f"params_shard_{n}.bin", [src / tensors[i]["file"] for i in shards[n]],
+                            None if md5s is None else md5s[n])
 
     # md5 and file copies let go of the GIL: two shards at a time keep both cores busy
     with progress.task("shard", total=len(tensors)) as bar, concurrent.futures.ThreadPoolExecutor(2) as pool:
