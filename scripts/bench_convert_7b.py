@@ -7,7 +7,7 @@ peak RSS (mapped pages included) and how much of the page cache is in use after 
 stays on disk while measuring, so its pages fit in this machine's page cache as a user's would.
 Needs ~35 GB of free disk under --work for a few minutes.
 
-    python scripts/bench_convert_7b.py [--rounds 2] [--work DIR] [--model SmolLM2-1.7B]
+    python scripts/bench_convert_7b.py [--rounds 2] [--work DIR] [--model SmolLM2-1.7B] [--gguf FILE]
 """
 from __future__ import annotations
 
@@ -41,17 +41,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="Mistral-7B", choices=list(bench_scale.models()))
     parser.add_argument("--work", type=Path, default=None, help="folder for the model (default: a temp folder)")
+    parser.add_argument("--gguf", type=Path, default=None, help="an F16 GGUF of --model's shape already on disk "
+                        "(used as it is; nothing is written)")
     args = parser.parse_args()
     env = {**os.environ, "TVM_NUM_THREADS": str(THREADS)}
     with tempfile.TemporaryDirectory(prefix="llmc-convert-7b-", dir=args.work) as tmp:
         work = Path(tmp)
         cfg, arch = bench_scale.models()[args.model]
-        gguf = work / "model.f16.gguf"
-        start = time.perf_counter()
-        bench_scale.write_hf(cfg, work / "hf")
-        write_gguf(work / "hf", gguf, arch, "F16", keep=False)
-        shutil.rmtree(work / "hf")
-        print(f"wrote {gguf.stat().st_size / 1e9:.1f} GB in {time.perf_counter() - start:.0f} s", flush=True)
+        gguf = args.gguf or work / "model.f16.gguf"
+        if args.gguf is None:
+            start = time.perf_counter()
+            bench_scale.write_hf(cfg, work / "hf")
+            write_gguf(work / "hf", gguf, arch, "F16", keep=False)
+            shutil.rmtree(work / "hf")
+            print(f"wrote {gguf.stat().st_size / 1e9:.1f} GB in {time.perf_counter() - start:.0f} s", flush=True)
         quantize = str(llamacpp.binaries()["llama-quantize"])
 
         def convert(store: Path) -> tuple[float, float]:

@@ -35,18 +35,30 @@ class HashCache:
         return self._entries
 
     def digest(self, file: Path) -> str:
+        file, stamp = self.stamp(file)
+        cached = self.known(file, stamp)
+        if cached is not None:
+            return cached
+        d = digest.of_file(file)
+        self.remember(file, stamp, d)
+        return d
+
+    @staticmethod
+    def stamp(file: Path) -> tuple[Path, list]:
+        """(absolute path, stat stamp): taken before the file is hashed."""
         file = Path(os.path.abspath(file))
         st = file.stat()
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
-        entries = self._load()
-        cached = entries.get(str(file))
-        if cached and cached[:4] == stamp:
-            return cached[4]
-        d = digest.of_file(file)
-        if time.time() - st.st_mtime > RACY_S:
-            entries[str(file)] = stamp + [d]
+        return file, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_mtime]
+
+    def known(self, file: Path, stamp: list) -> str | None:
+        cached = self._load().get(str(file))
+        return cached[4] if cached and cached[:4] == stamp[:4] else None
+
+    def remember(self, file: Path, stamp: list, d: str) -> None:
+        """Record a digest hashed after stamp was taken (not at all if the file was modified just then)."""
+        if time.time() - stamp[4] > RACY_S:
+            self._load()[str(file)] = stamp[:4] + [d]
             self._dirty = True
-        return d
 
     def save(self) -> None:
         if self._dirty and self._entries is not None:

@@ -291,3 +291,42 @@ def test_shard_md5s_taken_while_quantize_writes_are_the_files_md5s(tmp_path):
         assert record["md5sum"] == hashlib.md5(data).hexdigest() and record["nbytes"] == len(data)
     with pytest.raises(AssertionError, match="tensor 0: 5 bytes, the plan says 300"):
         shard.ShardHashes(sizes, cap).add(memoryview(b"12345"))
+
+
+def test_a_big_source_is_hashed_while_the_steps_run_and_keyed_as_if_hashed_first(tiny_llama, tmp_path,
+                                                                                    monkeypatch):
+    """convert_weight hashes a source its hash cache does not know on a thread while the stages run under
+    provisional keys, then writes the action entries under the real keys: the same entries a store that
+    hashed first holds, and a second conversion is all cache hits."""
+    import os
+    import shutil
+
+    from llmc.graph import runner
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama, model)
+    for f in model.iterdir():  # old enough for the hash cache to remember (files just written are not)
+        os.utime(f, (1.6e9, 1.6e9))
+    started = []
+
+    class Spy(runner._Hashing):
+        def __init__(self, *args):
+            started.append(self)
+            super().__init__(*args)
+
+    monkeypatch.setattr(runner, "_Hashing", Spy)
+    monkeypatch.setattr(runner, "HASH_WHILE_RUNNING_MIN_BYTES", 0)
+    ahead = Store(tmp_path / "ahead")
+    first = convert(model, "q4f16_1", tmp_path / "a", ahead)
+    hashed = len(started)  # the weights, and the config (a source of its own)
+    assert hashed >= 1 and first.counts["run"] == 3
+    second = convert(model, "q4f16_1", tmp_path / "b", ahead)
+    assert len(started) == hashed and second.counts == {"run": 0, "cached": 3, "remote": 0}
+    monkeypatch.setattr(runner, "HASH_WHILE_RUNNING_MIN_BYTES", 1 << 60)
+    first_hashed = Store(tmp_path / "first")
+    assert convert(model, "q4f16_1", tmp_path / "c", first_hashed).manifest == first.manifest
+    assert len(started) == hashed
+    actions = lambda store: sorted(p.name for p in store.actions.rglob("*") if p.is_file())  # noqa: E731
+    assert actions(ahead) == actions(first_hashed) and len(actions(ahead)) == 2  # load and shard
+    for name in actions(ahead):
+        assert ahead.get_action(name).manifest == first_hashed.get_action(name).manifest

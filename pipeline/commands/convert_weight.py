@@ -64,7 +64,7 @@ def convert_weight(config: str, quant: str, output: Path, store, model_type: str
     output = Path(output)
     step = weights_step(config, quant, model_type, source, source_format, mode, calibration_text)
     outputs.check_writable(output)
-    with Runner(store, started) as runner:
+    with Runner(store, started, hash_sources_while_running=True) as runner:
         manifest = runner.manifest(step)
         outputs.install_dir(store, manifest, output, last=shard.INDEX_NAMES, owned=("params_shard_*.bin",),
                             exclude=(shard.REPORT_FILE,))

@@ -5,6 +5,12 @@ a step whose key is already in the action cache never materializes its
 inputs, so a fully cached command reads a few small files and returns.
 Stages marked EPHEMERAL (quantize) are not stored; downstream keys then use
 the ephemeral step's own key, which is a function of everything it read.
+
+A runner made with hash_sources_while_running (convert_weight, without a team cache) does not wait for
+the digest of a big source that its hash cache does not know: a thread hashes it while the steps run
+under provisional keys, and their action entries are written under the real keys once it is known
+(`settle`). A first conversion then reads a 7B source once, not twice; the price is that a source the
+hash cache does not know is converted even where the store already holds its result (same bytes).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import datetime
 import errno
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +36,8 @@ from llmc.store.hashcache import HashCache
 from llmc.store.manifest import Entry, Manifest
 
 KEY_SCHEMA = 1
+HASH_WHILE_RUNNING_MIN_BYTES = 256 << 20  # smaller sources are hashed first: it takes well under a second
+PENDING = "pending:"  # a source's identity until its thread has hashed it
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Outcome:
     status: str = "cached"          # "run", "cached" or "remote"
     path: Path | None = None        # materialized output, once asked for
     input_manifests: tuple[str, ...] = ()
+    provisional: bool = False       # keyed with a source's digest still being computed
+    seconds: float = 0.0
 
 
 def normalize_options(stage: ModuleType, options: dict) -> dict:
@@ -77,14 +88,19 @@ def normalize_options(stage: ModuleType, options: dict) -> dict:
 
 
 class Runner:
-    def __init__(self, store: Store, started: float | None = None):
-        """started: when the command began (time.monotonic()), so the summary covers imports too."""
+    def __init__(self, store: Store, started: float | None = None, hash_sources_while_running: bool = False):
+        """started: when the command began (time.monotonic()), so the summary covers imports too.
+        hash_sources_while_running: see the module's docstring (off with a team cache, whose hits need
+        the real keys first)."""
         self.store = store.ensure()
         self.remote = store.remote
         self.hashes = HashCache(self.store.root / "hashcache.msgpack", self.store.tmp)
         # Keyed by the step itself (not id(step)): holding the step keeps its id from being reused.
         self._outcomes: dict[Step, Outcome] = {}
         self._sources: dict[Source, str] = {}
+        self._hash_while_running = hash_sources_while_running and self.remote is None
+        self._hashing: dict[Source, _Hashing] = {}
+        self._provisional: list[tuple[Step, Outcome]] = []
         self._scratch = contextlib.ExitStack()
         self.started = started if started is not None else time.monotonic()
 
@@ -101,17 +117,56 @@ class Runner:
     # ---- keys ----------------------------------------------------------------------------
     def source_digest(self, src: Source) -> str:
         if src not in self._sources:
-            entries = []
-            for rel in sorted(set(src.files)):
-                path = src.root / rel
+            stamps = [self._stamp(src, rel) for rel in sorted(set(src.files))]
+            known = [self.hashes.known(path, stamp) for path, stamp in stamps]
+            big = sum(stamp[0] for _, stamp in stamps) >= HASH_WHILE_RUNNING_MIN_BYTES
+            if self._hash_while_running and big and None in known:
+                self._hashing[src] = _Hashing(stamps, known)
+                self._sources[src] = f"{PENDING}{len(self._hashing)}"
+            else:
+                self._sources[src] = self._source_manifest(src, stamps, known)
+        return self._sources[src]
+
+    @staticmethod
+    def _stamp(src: Source, rel: str) -> tuple[Path, list]:
+        try:
+            return HashCache.stamp(src.root / rel)
+        except OSError as exc:
+            raise UserError(f"cannot read {src.root / rel}: {exc.strerror}") from None
+
+    def _source_manifest(self, src: Source, stamps: list, digests: list) -> str:
+        entries = []
+        for rel, (path, stamp), d in zip(sorted(set(src.files)), stamps, digests):
+            if d is None:
                 try:
-                    d = self.hashes.digest(path)
-                    mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                    d = digest.of_file(path)
                 except OSError as exc:
                     raise UserError(f"cannot read {path}: {exc.strerror}") from None
-                entries.append(Entry(rel, d, digest.size_of(d), mode))
-            self._sources[src] = Manifest.of(entries).digest
-        return self._sources[src]
+                self.hashes.remember(path, stamp, d)
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            entries.append(Entry(rel, d, digest.size_of(d), mode))
+        return Manifest.of(entries).digest
+
+    def settle(self) -> None:
+        """Wait for the sources hashed while the steps ran; key the steps run meanwhile by them and write
+        their action entries."""
+        if not self._hashing:
+            return
+        for src, hashing in self._hashing.items():
+            digests = hashing.result()
+            for (path, stamp), d, known in zip(hashing.stamps, digests, hashing.known):
+                if known is None:
+                    self.hashes.remember(path, stamp, d)
+            self._sources[src] = self._source_manifest(src, hashing.stamps, digests)
+        self._hashing.clear()
+        for step, outcome in self._provisional:  # in the order they were keyed: inputs first
+            outcome.preimage = self.preimage(step)
+            outcome.key = canonical_key(outcome.preimage)
+            outcome.provisional = False
+            if outcome.manifest is not None and outcome.status == "run":
+                self.store.put_action(outcome.key, outcome.manifest,
+                                      self._provenance(step, outcome, outcome.seconds))
+        self._provisional.clear()
 
     def identity(self, node) -> str:
         """What a downstream key records for an input."""
@@ -149,6 +204,12 @@ class Runner:
         key = canonical_key(pre)
         outcome = Outcome(key, pre, input_manifests=self._input_manifests(step))
         self._outcomes[step] = outcome
+        if self._hashing and self._depends_on_a_pending_source(pre):
+            outcome.provisional = True
+            self._provisional.append((step, outcome))
+            if not step.ephemeral:
+                self._run(step, outcome)  # no lookup: its real key is not known yet
+            return outcome
         if step.ephemeral:
             return outcome
         if self._lookup(outcome):
@@ -159,6 +220,10 @@ class Runner:
                 return outcome
             self._run(step, outcome)
         return outcome
+
+    def _depends_on_a_pending_source(self, pre: dict) -> bool:
+        provisional_keys = {f"key:{o.key}" for _, o in self._provisional}
+        return any(i.startswith(PENDING) or i in provisional_keys for i in pre["inputs"].values())
 
     def _lookup(self, outcome: Outcome) -> bool:
         entry = self.store.get_action(outcome.key)
@@ -202,9 +267,9 @@ class Runner:
                 with self.store.staging_dir(step.name) as out:
                     step.stage.run(inputs, options, out)
                     manifest = self.store.commit_dir(out, move=True)
-                self.store.put_action(outcome.key, manifest,
-                                      self._provenance(step, outcome, time.monotonic() - t0))
-                outcome.manifest = manifest
+                outcome.manifest, outcome.seconds = manifest, time.monotonic() - t0
+                if not outcome.provisional:  # else settle() writes it under the real key
+                    self.store.put_action(outcome.key, manifest, self._provenance(step, outcome, outcome.seconds))
                 if self.remote is not None and not self.remote.read_only:
                     self.remote.push_action(self.store, outcome.key)
         outcome.status = "run"
@@ -258,6 +323,7 @@ class Runner:
 
     def manifest(self, step: Step) -> str:
         outcome = self.realize(step)
+        self.settle()
         if outcome.manifest is None:
             raise StoreError(f"stage {step.name} is ephemeral and has no stored output")
         return outcome.manifest
@@ -275,3 +341,28 @@ class Runner:
         cached = c["cached"] + c["remote"]
         remote = f" ({c['remote']} remote)" if self.remote is not None else ""
         return f"stages: {c['run']} run, {cached} cached{remote}, {seconds:.1f} s"
+
+
+class _Hashing:
+    """A source's files hashed on a daemon thread (a command that fails meanwhile does not wait for it)."""
+
+    def __init__(self, stamps: list[tuple[Path, list]], known: list[str | None]):
+        self.stamps, self.known = stamps, known
+        self._digests = list(known)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._hash, name="llmc-source-hash", daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        try:
+            for i, (path, _) in enumerate(self.stamps):
+                if self._digests[i] is None:
+                    self._digests[i] = digest.of_file(path)
+        except OSError as exc:
+            self._error = exc
+
+    def result(self) -> list[str]:
+        self._thread.join()
+        if self._error is not None:
+            raise UserError(f"cannot read {self._error.filename}: {self._error.strerror}")
+        return self._digests
