@@ -8,6 +8,7 @@ stays on disk while measuring, so its pages fit in this machine's page cache as 
 Needs ~35 GB of free disk under --work for a few minutes.
 
     python scripts/bench_convert_7b.py [--rounds 2] [--work DIR] [--model SmolLM2-1.7B] [--gguf FILE]
+                                         [--safetensors DIR]
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="Mistral-7B", choices=list(bench_scale.models()))
     parser.add_argument("--work", type=Path, default=None, help="folder for the model (default: a temp folder)")
+    parser.add_argument("--safetensors", type=Path, default=None, help="the same model as float16 safetensors "
+                        "(a folder): each round also converts it, into an empty store")
     parser.add_argument("--gguf", type=Path, default=None, help="an F16 GGUF of --model's shape already on disk "
                         "(used as it is; nothing is written)")
     args = parser.parse_args()
@@ -57,9 +60,9 @@ def main() -> int:
             print(f"wrote {gguf.stat().st_size / 1e9:.1f} GB in {time.perf_counter() - start:.0f} s", flush=True)
         quantize = str(llamacpp.binaries()["llama-quantize"])
 
-        def convert(store: Path) -> tuple[float, float]:
+        def convert(store: Path, source: Path = gguf) -> tuple[float, float]:
             out = work / "out"
-            took = bench_scale.measured([sys.executable, "-m", "llmc", "convert_weight", str(gguf), "--quantization",
+            took = bench_scale.measured([sys.executable, "-m", "llmc", "convert_weight", str(source), "--quantization",
                                          "q4f16_1", "--quantization-mode", "mlc", "-o", str(out), "--store", str(store)],
                                         env)
             shutil.rmtree(out)
@@ -80,6 +83,10 @@ def main() -> int:
             known, rss = convert(hashed)
             shutil.rmtree(hashed)
             print(f"  llmc, the source's hash already known: {known:.1f} s, {rss:.2f} GiB")
+            if args.safetensors is not None:
+                ours, rss = convert(work / "store-st", args.safetensors)
+                shutil.rmtree(work / "store-st")
+                print(f"  llmc from safetensors, empty store: {ours:.1f} s, {rss:.2f} GiB, {seconds / ours:.2f}x Q4_0")
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", f"from llmc.store import digest; digest.of_file({str(gguf)!r})"],
                            check=True)

@@ -248,49 +248,43 @@ def test_output_folders_with_spaces_and_accents_work(tiny_llama, shared_store, t
     assert shared_store.get_ref("gen_config/my=20mod=C3=A8l-MLC") is not None
 
 
-def _quantize_output(folder, sizes, shards=None):
-    """A quantize stage's output (tensors.json and one file per tensor) with tensors of these sizes."""
-    rng = np.random.default_rng(3)
-    (folder / "tensors").mkdir(parents=True)
-    tensors = []
-    for i, size in enumerate(sizes):
-        (folder / f"tensors/{i:05d}.bin").write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
-        tensors.append({"name": f"t{i}", "shape": [size], "dtype": "uint8", "file": f"tensors/{i:05d}.bin"})
-    listing = {"metadata": {"source_elements": sum(sizes)}, "tensors": tensors}
-    if shards is not None:
-        listing["shards"] = shards
-    (folder / "tensors.json").write_text(json.dumps(listing))
-
-
-def _shard_index(tmp_path, name, sizes, cap, shards=None):
-    from llmc.stages import shard
-
-    _quantize_output(tmp_path / name, sizes, shards)
-    (tmp_path / f"{name}-out").mkdir()
-    shard.run({"tensors": tmp_path / name}, {"max_shard_bytes": cap}, tmp_path / f"{name}-out")
-    return json.loads((tmp_path / f"{name}-out" / "tensor-cache.json").read_text())["records"]
-
-
-def test_shard_md5s_taken_while_quantize_writes_are_the_files_md5s(tmp_path):
-    """quantize hashes the shards as it writes the tensors (shard.ShardHashes); shard then uses those md5s,
-    which must be the md5s of the shard files it writes, and hashes the files itself when the plan differs."""
+def test_shards_quantize_wrote_are_linked_and_other_plans_copied_from_them(tmp_path):
+    """quantize writes the tensors straight into the shards of the default plan (shard.ShardWriter), taking
+    their md5s; shard links those files. With another plan it copies the tensors' byte ranges out of them
+    and hashes what it writes."""
     import hashlib
 
     from llmc.stages import shard
 
     sizes, cap = [300, 400, 600, 100, 50, 700], 1000
-    taken = shard.ShardHashes(sizes, cap)
     rng = np.random.default_rng(3)
-    for size in sizes:
-        taken.add(memoryview(rng.integers(0, 256, size, dtype=np.uint8).tobytes()))
-    recorded = _shard_index(tmp_path, "recorded", sizes, cap, taken.record())
-    other_plan = _shard_index(tmp_path, "other", sizes, cap, {**taken.record(), "max_shard_bytes": 2000})
-    assert len(recorded) == len(shard.plan(sizes, cap)) > 2 and recorded == other_plan
-    for record in recorded:
-        data = (tmp_path / "recorded-out" / record["dataPath"]).read_bytes()
-        assert record["md5sum"] == hashlib.md5(data).hexdigest() and record["nbytes"] == len(data)
+    data = [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for size in sizes]
+    writer = shard.ShardWriter(tmp_path / "q" / "shards", sizes, cap)
+    tensors = []
+    for i, blob in enumerate(data):
+        file, offset = writer.location(i)
+        writer.add(memoryview(blob))
+        tensors.append({"name": f"t{i}", "shape": [len(blob)], "dtype": "uint8", "file": file, "offset": offset,
+                        "nbytes": len(blob)})
+    writer.close()
+    (tmp_path / "q" / "tensors.json").write_text(json.dumps(
+        {"metadata": {"source_elements": sum(sizes)}, "tensors": tensors, "shards": writer.record()}))
+    for name, plan_cap in (("same", cap), ("other", 2000)):
+        out = tmp_path / name
+        out.mkdir()
+        shard.run({"tensors": tmp_path / "q"}, {"max_shard_bytes": plan_cap}, out)
+        records = json.loads((out / "tensor-cache.json").read_text())["records"]
+        assert len(records) == len(shard.plan(sizes, plan_cap))
+        for record in records:
+            file = (out / record["dataPath"]).read_bytes()
+            assert record["md5sum"] == hashlib.md5(file).hexdigest() and record["nbytes"] == len(file)
+            for t in record["records"]:
+                assert file[t["byteOffset"]:t["byteOffset"] + t["nbytes"]] == data[int(t["name"][1:])]
+            linked = (out / record["dataPath"]).stat().st_nlink > 1
+            assert linked == (name == "same")
+    assert len(json.loads((tmp_path / "same" / "tensor-cache.json").read_text())["records"]) == 3
     with pytest.raises(AssertionError, match="tensor 0: 5 bytes, the plan says 300"):
-        shard.ShardHashes(sizes, cap).add(memoryview(b"12345"))
+        shard.ShardWriter(tmp_path / "x", sizes, cap).add(memoryview(b"12345"))
 
 
 def test_a_big_source_is_hashed_while_the_steps_run_and_keyed_as_if_hashed_first(tiny_llama, tmp_path,

@@ -1,11 +1,12 @@
 """quantize: stream the source tensors through a quantization scheme, one parameter at a time.
 
-EPHEMERAL: its output (one raw file per stored tensor) is read by shard and
-then dropped; only the sharded weights are stored.
+EPHEMERAL: its output (the tensors written straight into the shards of shard's default plan, each
+shard's md5 taken on the way) is linked by shard and then dropped; only the sharded weights are stored.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from llmc.families.base import Param
 from llmc.graph import progress
 from llmc.sources import open_reader
 from llmc.stages import shard
-from llmc.store import atomic
 
 NAME = "quantize"
 VERSION = "4"
@@ -39,25 +39,18 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
               for p in model["params"]]
     reader = open_reader(model["source_format"], inputs["weights"], model["files"],
                          gguf_plan=(model["model_type"], model["model_config"]))
-    (out_dir / "tensors").mkdir()
     records = []
     choice = quantization.Choice(options["mode"], _importance(inputs.get("calibration")))
-    # shard's md5s are taken here, as each tensor is written, while the next one is quantized
-    shard_md5 = shard.ShardHashes([t.nbytes for t in quantization.spec(params, s)])
+    shards = shard.ShardWriter(out_dir / "shards", [t.nbytes for t in quantization.spec(params, s)])
 
-    def write(p: Param, made: list[tuple[str, np.ndarray]]) -> None:
-        for rel, arr in made:
-            data = memoryview(arr).cast("B")
-            with open(out_dir / rel, "wb") as f:
-                f.write(data)
-                f.flush()
-                atomic.start_writeback(f.fileno())
-            shard_md5.add(data)
+    def write(p: Param, made: list[np.ndarray]) -> None:
+        for arr in made:
+            shards.add(memoryview(arr).cast("B"))
         for name in p.hf:  # this parameter's source pages are no longer needed
             reader.release(name)
 
     # One writer thread, one parameter behind: a parameter is quantized while the last one is written.
-    with progress.task(f"quantize {s.name}", total=len(params)) as bar, \
+    with progress.task(f"quantize {s.name}", total=len(params)) as bar, contextlib.closing(shards), \
             concurrent.futures.ThreadPoolExecutor(1) as writer:
         writing = None
         for p in params:
@@ -65,9 +58,10 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
             for t, arr in quantization.convert(p, reader, s, choice):
                 if tuple(arr.shape) != t.shape or arr.dtype != np.dtype(t.dtype):
                     raise AssertionError(f"{t.name}: made {arr.shape} {arr.dtype}, spec says {t.shape} {t.dtype}")
-                rel = f"tensors/{len(records):05d}.bin"
-                made.append((rel, np.ascontiguousarray(arr)))
-                records.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "file": rel})
+                file, offset = shards.location(len(records))
+                made.append(np.ascontiguousarray(arr))
+                records.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "file": file,
+                                "offset": offset, "nbytes": t.nbytes})
             if writing is not None:
                 writing.result()
                 bar.advance()
@@ -82,4 +76,4 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
             "relative_rms_error": {name: (err / ref) ** 0.5 if ref else 0.0
                                    for name, (err, ref) in choice.errors.items()}}
     (out_dir / "tensors.json").write_text(json.dumps({"metadata": meta, "tensors": records,
-                                                      "shards": shard_md5.record()}, indent=1))
+                                                      "shards": shards.record()}, indent=1))

@@ -46,67 +46,84 @@ def plan(sizes: list[int], cap: int) -> list[list[int]]:
     return shards
 
 
-class ShardHashes:
-    """The md5 of each shard of the default plan, fed the tensors' bytes in order as they are made (quantize
-    does it while it writes them, so that shard need not read them again)."""
+class ShardWriter:
+    """Writes tensors, in order, straight into the shards of a plan (quantize does, while the next tensor
+    is quantized), taking each shard's md5 on the way: shard then links those files and reads nothing."""
 
-    def __init__(self, sizes: list[int], cap: int = MAX_SHARD_BYTES):
-        self.cap, self.sizes = cap, sizes
-        shards = plan(sizes, cap)  # each shard's members rise in tensor order, so its bytes arrive in order
-        self.shard_of = {i: n for n, members in enumerate(shards) for i in members}
-        self.hashes = [hashlib.md5() for _ in shards]
+    def __init__(self, folder: Path, sizes: list[int], cap: int = MAX_SHARD_BYTES):
+        self.folder, self.cap, self.sizes = folder, cap, sizes
+        self.shards = plan(sizes, cap)  # each shard's members rise in tensor order: its bytes come in order
+        self.shard_of = {i: n for n, members in enumerate(self.shards) for i in members}
+        self.last_of = [members[-1] for members in self.shards]
+        self.hashes = [hashlib.md5() for _ in self.shards]
+        self.files: dict[int, object] = {}  # the shards being written: a big tensor's, and the open small one
         self.added = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def file_name(self, n: int) -> str:
+        return f"{self.folder.name}/params_shard_{n}.bin"
+
+    def location(self, i: int) -> tuple[str, int]:
+        """(file, byte offset) of tensor i."""
+        n = self.shard_of[i]
+        return self.file_name(n), sum(self.sizes[m] for m in self.shards[n] if m < i)
 
     def add(self, data: memoryview) -> None:
-        if data.nbytes != self.sizes[self.added]:
-            raise AssertionError(f"tensor {self.added}: {data.nbytes} bytes, the plan says {self.sizes[self.added]}")
-        self.hashes[self.shard_of[self.added]].update(data)
+        i = self.added
+        if data.nbytes != self.sizes[i]:
+            raise AssertionError(f"tensor {i}: {data.nbytes} bytes, the plan says {self.sizes[i]}")
+        n = self.shard_of[i]
+        if n not in self.files:
+            self.files[n] = open(self.folder / f"params_shard_{n}.bin", "wb")
+        out = self.files[n]
+        out.write(data)
+        self.hashes[n].update(data)
+        if i == self.last_of[n]:
+            out.flush()
+            atomic.start_writeback(out.fileno())  # publish's fsync then finds it written
+            out.close()
+            del self.files[n]
         self.added += 1
+
+    def close(self) -> None:
+        for out in self.files.values():
+            out.close()
+        self.files.clear()
 
     def record(self) -> dict:
         return {"max_shard_bytes": self.cap, "sizes": self.sizes, "md5": [h.hexdigest() for h in self.hashes]}
 
 
 def known_md5(listing: dict, sizes: list[int], cap: int) -> list[str] | None:
-    """The shards' md5s quantize took as it wrote the tensors, if its plan is this one."""
+    """The shards' md5s quantize took as it wrote them, if its plan is this one."""
     known = listing.get("shards")
     if not known or known.get("max_shard_bytes") != cap or known.get("sizes") != sizes:
         return None
     return known["md5"]
 
 
-def _write_shard(dest: Path, parts: list[Path], md5: str | None = None) -> str:
-    """Write the shard; its md5 (MLC's index records it): the one given, or hashed from the bytes as they
-    are copied."""
-    if len(parts) == 1:
-        try:
-            # A big tensor is a shard by itself: share the inode instead of writing it again.
-            os.link(parts[0], dest)
-            return md5 if md5 is not None else _md5_of(parts)
-        except OSError:
-            pass
+def _write_shard(dest: Path, parts: list[tuple[Path, int, int]]) -> str:
+    """Write a shard from byte ranges (file, offset, size) of quantize's files; return its md5 (MLC's index
+    records it), hashed from the bytes as they are copied."""
     h = hashlib.md5()
     with open(dest, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as f:
-                if md5 is not None:
-                    shutil.copyfileobj(f, out, 8 << 20)
-                    continue
-                while chunk := f.read(8 << 20):
+        for path, offset, size in parts:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                while size > 0 and (chunk := f.read(min(size, 8 << 20))):
                     h.update(chunk)
                     out.write(chunk)
+                    size -= len(chunk)
         out.flush()
         atomic.start_writeback(out.fileno())
-    return md5 if md5 is not None else h.hexdigest()
-
-
-def _md5_of(parts: list[Path]) -> str:
-    h = hashlib.md5()
-    for part in parts:
-        with open(part, "rb") as f:
-            while chunk := f.read(8 << 20):
-                h.update(chunk)
     return h.hexdigest()
+
+
+def _link(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 def mlc_metadata(tensor_count: int, total_bytes: int, source_elements: int) -> dict:
@@ -121,17 +138,21 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     src = inputs["tensors"]
     listing = json.loads((src / "tensors.json").read_text())
     tensors = listing["tensors"]
-    sizes = [(src / t["file"]).stat().st_size for t in tensors]
+    sizes = [t["nbytes"] for t in tensors]
     records = []
     total = 0
     shards = plan(sizes, options["max_shard_bytes"])
     md5s = known_md5(listing, sizes, options["max_shard_bytes"])
 
     def write(n: int) -> str:
-        return _write_shard(out_dir / f"params_shard_{n}.bin", [src / tensors[i]["file"] for i in shards[n]],
-                            None if md5s is None else md5s[n])
+        dest = out_dir / f"params_shard_{n}.bin"
+        if md5s is not None:  # quantize wrote this very shard
+            _link(src / tensors[shards[n][0]]["file"], dest)
+            return md5s[n]
+        return _write_shard(dest, [(src / tensors[i]["file"], tensors[i]["offset"], sizes[i]) for i in shards[n]])
 
-    # md5 and file copies let go of the GIL: two shards at a time keep both cores busy
+    # links where quantize wrote the shards; otherwise md5 and copies, which let go of the GIL: two
+    # shards at a time keep both cores busy
     with progress.task("shard", total=len(tensors)) as bar, concurrent.futures.ThreadPoolExecutor(2) as pool:
         for n, (members, md5) in enumerate(zip(shards, pool.map(write, range(len(shards))))):
             name = f"params_shard_{n}.bin"
