@@ -13,6 +13,7 @@ import xxhash
 
 ALGORITHM = "xxh128"
 CHUNK = 8 << 20
+HASH_BUFFER = 1 << 20
 _DIGEST_RE = re.compile(r"^xxh128:([0-9a-f]{32}):([0-9]+)$")
 
 
@@ -37,7 +38,7 @@ def of_file(path: str | os.PathLike) -> str:
     # a third faster this way).
     h = hasher()
     size = 0
-    buffer = bytearray(1 << 20)
+    buffer = bytearray(HASH_BUFFER)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buffer):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgpack
 
-from llmc.store import atomic, digest
+from llmc.store import atomic
 
 RACY_S = 3.0
 
@@ -34,30 +34,21 @@ class HashCache:
                 self._entries = {}
         return self._entries
 
-    def digest(self, file: Path) -> str:
-        file, stamp = self.stamp(file)
-        cached = self.known(file, stamp)
-        if cached is not None:
-            return cached
-        d = digest.of_file(file)
-        self.remember(file, stamp, d)
-        return d
-
     @staticmethod
     def stamp(file: Path) -> tuple[Path, list]:
-        """(absolute path, stat stamp): taken before the file is hashed."""
+        """(absolute path, [size, mtime_ns, inode, device]): taken before the file is hashed."""
         file = Path(os.path.abspath(file))
         st = file.stat()
-        return file, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_mtime]
+        return file, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
     def known(self, file: Path, stamp: list) -> str | None:
         cached = self._load().get(str(file))
-        return cached[4] if cached and cached[:4] == stamp[:4] else None
+        return cached[4] if cached and cached[:4] == stamp else None
 
     def remember(self, file: Path, stamp: list, d: str) -> None:
         """Record a digest hashed after stamp was taken (not at all if the file was modified just then)."""
-        if time.time() - stamp[4] > RACY_S:
-            self._load()[str(file)] = stamp[:4] + [d]
+        if time.time() - stamp[1] / 1e9 > RACY_S:
+            self._load()[str(file)] = stamp + [d]
             self._dirty = True
 
     def save(self) -> None:

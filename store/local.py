@@ -147,7 +147,6 @@ class Store:
         dest = self.blob_path(d)
         if self._already_stored(d):
             return d
-        self._hashed_here.add(d)
         tmp = atomic.temp_path(self.tmp)
         moved = False
         if move:
@@ -162,6 +161,7 @@ class Store:
                 tmp.unlink(missing_ok=True)
                 raise StoreError(f"{path} changed while it was being stored")
         self._publish(tmp, dest)
+        self._hashed_here.add(d)
         return d
 
     def read_blob(self, d: str) -> bytes:

@@ -124,7 +124,7 @@ class Runner:
                 self._hashing[src] = _Hashing(stamps, known)
                 self._sources[src] = f"{PENDING}{len(self._hashing)}"
             else:
-                self._sources[src] = self._source_manifest(src, stamps, known)
+                self._sources[src] = self._source_manifest(src, stamps, known, known)
         return self._sources[src]
 
     @staticmethod
@@ -134,14 +134,14 @@ class Runner:
         except OSError as exc:
             raise UserError(f"cannot read {src.root / rel}: {exc.strerror}") from None
 
-    def _source_manifest(self, src: Source, stamps: list, digests: list) -> str:
+    def _source_manifest(self, src: Source, stamps: list, known: list, digests: list) -> str:
+        """The source's manifest digest from its files' digests (hashed here where None); those the hash
+        cache did not know are remembered."""
         entries = []
-        for rel, (path, stamp), d in zip(sorted(set(src.files)), stamps, digests):
+        for rel, (path, stamp), was_known, d in zip(sorted(set(src.files)), stamps, known, digests):
             if d is None:
-                try:
-                    d = digest.of_file(path)
-                except OSError as exc:
-                    raise UserError(f"cannot read {path}: {exc.strerror}") from None
+                d = _hash_file(path)
+            if was_known is None:
                 self.hashes.remember(path, stamp, d)
             mode = 0o755 if os.access(path, os.X_OK) else 0o644
             entries.append(Entry(rel, d, digest.size_of(d), mode))
@@ -153,17 +153,13 @@ class Runner:
         if not self._hashing:
             return
         for src, hashing in self._hashing.items():
-            digests = hashing.result()
-            for (path, stamp), d, known in zip(hashing.stamps, digests, hashing.known):
-                if known is None:
-                    self.hashes.remember(path, stamp, d)
-            self._sources[src] = self._source_manifest(src, hashing.stamps, digests)
+            self._sources[src] = self._source_manifest(src, hashing.stamps, hashing.known, hashing.result())
         self._hashing.clear()
         for step, outcome in self._provisional:  # in the order they were keyed: inputs first
             outcome.preimage = self.preimage(step)
             outcome.key = canonical_key(outcome.preimage)
             outcome.provisional = False
-            if outcome.manifest is not None and outcome.status == "run":
+            if not step.ephemeral:
                 self.store.put_action(outcome.key, outcome.manifest,
                                       self._provenance(step, outcome, outcome.seconds))
         self._provisional.clear()
@@ -349,7 +345,7 @@ class _Hashing:
     def __init__(self, stamps: list[tuple[Path, list]], known: list[str | None]):
         self.stamps, self.known = stamps, known
         self._digests = list(known)
-        self._error: OSError | None = None
+        self._error: UserError | None = None
         self._thread = threading.Thread(target=self._hash, name="llmc-source-hash", daemon=True)
         self._thread.start()
 
@@ -357,12 +353,19 @@ class _Hashing:
         try:
             for i, (path, _) in enumerate(self.stamps):
                 if self._digests[i] is None:
-                    self._digests[i] = digest.of_file(path)
-        except OSError as exc:
+                    self._digests[i] = _hash_file(path)
+        except UserError as exc:
             self._error = exc
 
     def result(self) -> list[str]:
         self._thread.join()
         if self._error is not None:
-            raise UserError(f"cannot read {self._error.filename}: {self._error.strerror}")
+            raise self._error
         return self._digests
+
+
+def _hash_file(path: Path) -> str:
+    try:
+        return digest.of_file(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None

@@ -27,6 +27,10 @@ INDEX_NAMES = ("tensor-cache.json", "ndarray-cache.json")
 REPORT_FILE = "quantization-report.json"
 
 
+def shard_file(n: int) -> str:
+    return f"params_shard_{n}.bin"
+
+
 def plan(sizes: list[int], cap: int) -> list[list[int]]:
     """Group tensor indices into shards of at most cap bytes; a tensor over half the cap sits alone."""
     shards: list[list[int]] = []
@@ -53,20 +57,20 @@ class ShardWriter:
     def __init__(self, folder: Path, sizes: list[int], cap: int = MAX_SHARD_BYTES):
         self.folder, self.cap, self.sizes = folder, cap, sizes
         self.shards = plan(sizes, cap)  # each shard's members rise in tensor order: its bytes come in order
-        self.shard_of = {i: n for n, members in enumerate(self.shards) for i in members}
+        self.shard_of, self.offset = {}, {}
+        for n, members in enumerate(self.shards):
+            at = 0
+            for i in members:
+                self.shard_of[i], self.offset[i], at = n, at, at + sizes[i]
         self.last_of = [members[-1] for members in self.shards]
         self.hashes = [hashlib.md5() for _ in self.shards]
         self.files: dict[int, object] = {}  # the shards being written: a big tensor's, and the open small one
         self.added = 0
         folder.mkdir(parents=True, exist_ok=True)
 
-    def file_name(self, n: int) -> str:
-        return f"{self.folder.name}/params_shard_{n}.bin"
-
     def location(self, i: int) -> tuple[str, int]:
-        """(file, byte offset) of tensor i."""
-        n = self.shard_of[i]
-        return self.file_name(n), sum(self.sizes[m] for m in self.shards[n] if m < i)
+        """(file relative to quantize's folder, byte offset) of tensor i."""
+        return f"{self.folder.name}/{shard_file(self.shard_of[i])}", self.offset[i]
 
     def add(self, data: memoryview) -> None:
         i = self.added
@@ -74,7 +78,7 @@ class ShardWriter:
             raise AssertionError(f"tensor {i}: {data.nbytes} bytes, the plan says {self.sizes[i]}")
         n = self.shard_of[i]
         if n not in self.files:
-            self.files[n] = open(self.folder / f"params_shard_{n}.bin", "wb")
+            self.files[n] = open(self.folder / shard_file(n), "wb")
         out = self.files[n]
         out.write(data)
         self.hashes[n].update(data)
@@ -145,7 +149,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     md5s = known_md5(listing, sizes, options["max_shard_bytes"])
 
     def write(n: int) -> str:
-        dest = out_dir / f"params_shard_{n}.bin"
+        dest = out_dir / shard_file(n)
         if md5s is not None:  # quantize wrote this very shard
             _link(src / tensors[shards[n][0]]["file"], dest)
             return md5s[n]
@@ -155,7 +159,7 @@ def run(inputs: dict[str, Path], options: dict, out_dir: Path) -> None:
     # shards at a time keep both cores busy
     with progress.task("shard", total=len(tensors)) as bar, concurrent.futures.ThreadPoolExecutor(2) as pool:
         for n, (members, md5) in enumerate(zip(shards, pool.map(write, range(len(shards))))):
-            name = f"params_shard_{n}.bin"
+            name = shard_file(n)
             offset, entries = 0, []
             for i in members:
                 t = tensors[i]
