@@ -77,7 +77,7 @@ def test_softmax_with_temperature(model_folder):
 
 @pytest.mark.parametrize("opt", ["O0", "O1", "O2", "O3"])
 def test_second_compile_is_cached_without_importing_tvm(opt, model_folder, session_store, tmp_path):
-    """O3 too: whether the CPU has VNNI is asked of TVM once and remembered in the store."""
+    """O3 too: how the CPU computes int8 dot products is asked of TVM once and remembered in the store."""
     first = tmp_path / "first.so"
     compile_model(str(model_folder), first, session_store, opt=opt)
     code = ("import sys; from pathlib import Path; from llmc.store import Store; "

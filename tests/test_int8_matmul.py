@@ -13,8 +13,11 @@ from llmc.compiler import int8_matmul, layers
 from llmc.quant import scheme
 
 TARGET = tvm.target.Target(targets.resolve("cpu", None, None).target)
-needs_vnni = pytest.mark.skipif(not int8_matmul.supported(TARGET),
-                                reason="this CPU has neither AVX512-VNNI nor AVX-VNNI (the kernels need one)")
+HOST_DOT = int8_matmul.dot_instruction(TARGET)
+needs_int8_dot = pytest.mark.skipif(HOST_DOT is None, reason="this CPU has neither AVX2 nor VNNI (the kernels need one)")
+# Every way of computing the dot products this CPU can run: VNNI's CPUs run the AVX2 kernels as well.
+RUNNABLE = {None: [], int8_matmul.VPMADDUBSW: [int8_matmul.VPMADDUBSW],
+            int8_matmul.VPDPBUSD: [int8_matmul.VPMADDUBSW, int8_matmul.VPDPBUSD]}[HOST_DOT]
 
 
 def tensor(a):
@@ -56,19 +59,19 @@ def quantized(x, padded_rows, parallel):
     return act
 
 
-@needs_vnni
+@pytest.mark.parametrize("dot", RUNNABLE)
 @pytest.mark.parametrize("kernel,n,k,t,scale_dtype", [
     ("gemv", 96, 64, 1, "float32"), ("gemv", 960, 576, 1, "float32"), ("gemv", 576, 1536, 3, "float16"),
     ("gemv", 320, 128, 2, "float16"),
     ("gemm", 960, 576, 32, "float32"), ("gemm", 576, 1536, 7, "float16"),  # 7: a partial token tile
     ("gemm", 98, 128, 5, "float32"), ("gemm", 33, 64, 2, "float16")])  # 2-row and 1-row register tiles
-def test_matmul_is_the_int8_arithmetic(kernel, n, k, t, scale_dtype):
+def test_matmul_is_the_int8_arithmetic(kernel, n, k, t, scale_dtype, dot):
     q, packed, scale = mlc_q4(n, k, scale_dtype, seed=n + k)
     x = np.random.default_rng(t).standard_normal((t, k)).astype(np.float32)
     tile = int8_matmul.TOKEN_TILE if kernel == "gemm" else 1
     act = quantized(x, -(-t // tile) * tile, parallel=kernel == "gemm")
     out = tensor(np.zeros((t, n), np.float32))
-    compiled(getattr(int8_matmul, kernel)(n, k, scale_dtype))(*act, tensor(packed), tensor(scale), out)
+    compiled(getattr(int8_matmul, kernel)(n, k, scale_dtype, dot))(*act, tensor(packed), tensor(scale), out)
 
     want = int8_reference(x, q, scale)
     np.testing.assert_allclose(out.numpy(), want, rtol=0, atol=2e-6 * np.abs(want).max())
@@ -92,11 +95,11 @@ def test_quantized_activations_layout(parallel):
     assert not any(a[t:].any() for a in (xe, xo, corr, sx))  # padding rows are zeros
 
 
-@needs_vnni
+@needs_int8_dot
 @pytest.mark.parametrize("seq_len,kernel", [("seq_len", "q4_int8_gemm"), (1, "q4_int8_gemv")])
 def test_a_linear_layer_takes_the_gemm_for_prefill_and_the_gemv_for_decode(seq_len, kernel):
     layer = layers.GroupQuantLinear(128, 64, scheme("q4f32_1"), "float32")
-    layer.int8_activations = True
+    layer.int8_activations = HOST_DOT
     mod, _ = layer.export_tvm({"forward": {"x": nn.spec.Tensor((1, seq_len, 128), "float32")}})
     assert kernel in [gv.name_hint for gv in mod.get_global_vars()]
     vm = relax.VirtualMachine(tvm.compile(mod, target=TARGET), tvm.cpu())
@@ -107,31 +110,59 @@ def test_a_linear_layer_takes_the_gemm_for_prefill_and_the_gemv_for_decode(seq_l
     np.testing.assert_allclose(out[0], want, rtol=0, atol=2e-6 * np.abs(want).max())
 
 
-def test_supported_follows_the_target_cpu():
-    def cpu(mcpu):
-        return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mcpu": mcpu})
-
-    assert int8_matmul.supported(cpu("znver4")) and int8_matmul.supported(cpu("alderlake"))
-    assert not int8_matmul.supported(cpu("generic")) and not int8_matmul.supported(cpu("skylake"))
+def x86(mcpu):
+    return tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mcpu": mcpu})
 
 
-@pytest.mark.parametrize("mcpu", ["znver4", "alderlake", "sapphirerapids", "generic", "skylake", "znver2"])
+# LLVM's CPUs: VNNI (AVX512 or AVX), AVX2 alone (Skylake, Zen 2 and 3), and neither (generic x86-64, Sandy Bridge)
+DOT_OF_CPU = {"znver4": "vpdpbusd", "alderlake": "vpdpbusd", "sapphirerapids": "vpdpbusd", "skylake": "vpmaddubsw",
+              "znver2": "vpmaddubsw", "znver3": "vpmaddubsw", "generic": None, "sandybridge": None}
+
+
+@pytest.mark.parametrize("mcpu", DOT_OF_CPU)
+def test_the_dot_instruction_follows_the_target_cpu(mcpu):
+    assert int8_matmul.dot_instruction(x86(mcpu)) == DOT_OF_CPU[mcpu]
+
+
+@pytest.mark.parametrize("mcpu", ["znver4", "znver3"])
+def test_each_cpu_kind_gets_machine_code_with_its_own_instruction(mcpu):
+    """Compiled, not run (any machine checks both): the AVX2 kernels do without VNNI's instruction."""
+    dot = DOT_OF_CPU[mcpu]
+    func = int8_matmul.gemv(96, 64, "float32", dot).with_attr("global_symbol", "main")
+    asm = tvm.compile(tvm.IRModule({"main": func}), x86(mcpu)).mod.inspect_source("asm")
+    assert (dot in asm, "vpdpbusd" in asm) == (True, dot == "vpdpbusd")
+
+
+@pytest.mark.skipif(HOST_DOT != int8_matmul.VPDPBUSD, reason="needs a CPU with VNNI to run both instructions")
+@pytest.mark.parametrize("kernel,n,k,t", [("gemv", 576, 1536, 3), ("gemm", 98, 128, 5)])
+def test_both_instructions_give_the_same_bits(kernel, n, k, t):
+    q, packed, scale = mlc_q4(n, k, "float16", seed=1)
+    x = np.random.default_rng(2).standard_normal((t, k)).astype(np.float32) * 30
+    tile = int8_matmul.TOKEN_TILE if kernel == "gemm" else 1
+    act = quantized(x, -(-t // tile) * tile, parallel=kernel == "gemm")
+    outs = []
+    for dot in RUNNABLE:
+        outs.append(tensor(np.zeros((t, n), np.float32)))
+        compiled(getattr(int8_matmul, kernel)(n, k, "float16", dot))(*act, tensor(packed), tensor(scale), outs[-1])
+    assert outs[0].numpy().tobytes() == outs[1].numpy().tobytes()
+
+
+@pytest.mark.parametrize("mcpu", DOT_OF_CPU)
 def test_the_parent_asks_llvm_what_tvm_answers(mcpu):
     """devices.llvm_query (TVM's libraries, no `tvm` import: what a compile asks first) against TVM itself."""
     from llmc.devices import llvm_query
 
     target = {"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mcpu": mcpu}
-    tvm_says = any(tvm.target.codegen.target_has_features(list(features), tvm.target.Target(target))
-                   for features in llvm_query.INT8_DOT_FEATURES)
-    assert llvm_query.has_int8_dot_product(target) == tvm_says
-    assert llvm_query.has_int8_dot_product(target) == (mcpu in ("znver4", "alderlake", "sapphirerapids"))
+    tvm_says = next((name for name, features in llvm_query.INT8_DOT_INSTRUCTIONS
+                     if tvm.target.codegen.target_has_features(list(features), tvm.target.Target(target))), None)
+    assert llvm_query.int8_dot_instruction(target) == tvm_says == DOT_OF_CPU[mcpu]
     assert llvm_query.system_cpu() == str(tvm.target.codegen.llvm_get_system_cpu())
-    assert not llvm_query.has_int8_dot_product({"kind": "cuda", "arch": "sm_80"})
+    assert llvm_query.int8_dot_instruction({"kind": "cuda", "arch": "sm_80"}) is None
 
 
-@needs_vnni
+@pytest.mark.parametrize("dot", RUNNABLE)
 @pytest.mark.parametrize("t,per_slot", [(1, False), (1, True), (3, False), (2, True)])
-def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):
+def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot, dot):
     """MoE decode: row (token, slot) multiplies its token's (or slot's own) activations with the routed
     expert's weight of the stacked [E, N, K], and only that expert's."""
     num_experts, n, k, top_k = 4, 96, 128, 2
@@ -142,7 +173,7 @@ def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):
     x = np.random.default_rng(t).standard_normal((rows, k)).astype(np.float32)
     experts = np.array([[(3 * r + j) % num_experts for j in range(top_k)] for r in range(t)], np.int32)
     out = tensor(np.zeros((t, top_k, n), np.float32))
-    kernel = int8_matmul.expert_gemv(num_experts, n, k, top_k, per_slot, "float32")
+    kernel = int8_matmul.expert_gemv(num_experts, n, k, top_k, per_slot, "float32", dot)
     compiled(kernel)(*quantized(x, rows, parallel=False), tensor(experts), tensor(packed), tensor(scale), out)
     for r in range(t):
         for j in range(top_k):
@@ -156,7 +187,7 @@ def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot):
 def test_kernels_are_their_templates_with_constant_sizes(kernel, n, k):
     """A kernel per shape is its template specialized: the size parameters are gone and its weight buffer's
     shape is constant, exactly as if the shape had been written into the TVMScript."""
-    func = getattr(int8_matmul, kernel)(n, k, "float16")
+    func = getattr(int8_matmul, kernel)(n, k, "float16", int8_matmul.VPMADDUBSW)
     script = func.script()
     assert [p.name for p in func.params][4:] == ["q_weight", "q_scale", "out"]
     assert f'q_weight: T.Buffer(({n}, {k // 8}), "uint32")' in script

@@ -249,8 +249,8 @@ def test_batch_decode_groups_tokens_by_expert_and_matches_one_at_a_time(models_d
         assert rel_error(a, b) <= 1e-5
 
 
-@pytest.mark.skipif(not __import__("llmc.compiler.int8_matmul", fromlist=["supported"]).supported(TARGET),
-                    reason="this CPU has neither AVX512-VNNI nor AVX-VNNI (the int8 kernels need one)")
+@pytest.mark.skipif(not __import__("llmc.compiler.int8_matmul", fromlist=["x"]).dot_instruction(TARGET),
+                    reason="this CPU has neither AVX2 nor VNNI (the int8 kernels need one)")
 def test_default_opt_decodes_experts_with_int8_activations(models_dir, session_store, tmp_path_factory):
     """At O2 the routed experts' decode GEMVs take int8 activations (as the dense layers do): close to the
     exact O1 library, and not equal to it (equal would mean the int8 expert kernel never ran)."""

@@ -27,7 +27,7 @@ def command(
     device: Annotated[str, typer.Option("--device", help="cpu (alias llvm), cpu:generic.")] = "cpu",
     host: Annotated[Optional[str], typer.Option("--host", help="LLVM target triple of the host.")] = None,
     opt: Annotated[str, typer.Option("--opt", help="O0..O3 (O1: exact; O2: int8 activations "
-                                                     "where the CPU has VNNI), or flag=0|1;...")] = "O2",
+                                                     "where the CPU has AVX2), or flag=0|1;...")] = "O2",
     overrides: Annotated[str, typer.Option("--overrides", help='"context_window_size=1024;..."')] = "",
     quantization: Annotated[Optional[str], typer.Option("--quantization")] = None,
     model_type: Annotated[Optional[str], typer.Option("--model-type")] = None,

@@ -25,9 +25,9 @@ OVERRIDE_ALIASES = {"sliding_window": "sliding_window_size"}
 # MLC's --opt flags; none of them exists in this TVM build or for these targets.
 MLC_FLAGS = ("flashinfer", "cublas_gemm", "faster_transformer", "cudagraph", "cutlass")
 # int8_activations: the matmuls of 4-bit layers (prefill and decode) with int8-quantized activations and
-# integer dot products (AVX512-VNNI / AVX-VNNI), as llama.cpp's Q4_0 x Q8_0 dot products are. Not exact
-# (0.1% perplexity on SmolLM2), but 2.8-4.4x the exact kernels' decode on SmolLM2, so part of the default O2 where
-# the CPU has VNNI, as MLC's O2 turns on kernels that are not exact either; O1 is the exact level (logits
+# integer dot products (VNNI's VPDPBUSD, else AVX2's VPMADDUBSW), as llama.cpp's Q4_0 x Q8_0 dot products are.
+# Not exact (0.1% perplexity on SmolLM2), but 2.8-4.4x the exact kernels' decode on SmolLM2, so part of the default
+# O2 on x86 CPUs with AVX2, as MLC's O2 turns on kernels that are not exact either; O1 is the exact level (logits
 # of transformers on the dequantized weights) for tests and anyone who wants those numbers.
 LLMC_FLAGS = ("cpu_schedules", "int8_activations")
 OPT_LEVELS = {
@@ -102,8 +102,8 @@ def _int8_unavailable(device: devices.Device, quant: str, cache_dir: Path | None
         return f"are a CPU feature, not used for {device.name}"
     if not quant or not has_int8_kernel_layout(quantization.scheme(quant)):
         return f"apply to 4-bit group quantization (q4f16_1, q4f32_1), not {quant or 'this model'}"
-    if not devices.has_int8_dot_product(device.target, cache_dir):
-        return f"need AVX512-VNNI or AVX-VNNI, which {device.target.get('mcpu', 'this CPU')} lacks"
+    if not devices.int8_dot_instruction(device.target, cache_dir):
+        return f"need AVX2 or VNNI (x86), which {device.target.get('mcpu', 'this CPU')} lacks"
     return None
 
 

@@ -2,8 +2,11 @@
 
 llama.cpp's trick for 4-bit weights on CPUs: quantize each activation row to int8 per
 group of 32 and multiply it with the weights' 4-bit integers using the CPU's
-u8 x s8 dot-product instruction (VPDPBUSD: AVX512-VNNI or AVX-VNNI), applying the
-float scales once per group. Exact kernels stay the default (O2); these change the
+u8 x s8 dot products, applying the float scales once per group. The products of 4 adjacent bytes
+summed into an int32 lane are one VPDPBUSD with VNNI (AVX512-VNNI or AVX-VNNI), or VPMADDUBSW (pairs
+into int16) then VPMADDWD by ones (pairs of those into int32) with AVX2 alone. The integers are the same:
+the weights are below 16 and the activations within +-127, so a lane's int16 sums stay far from
+saturating, and the kernels give the same bits on either kind of CPU. Exact kernels stay the default (O2); these change the
 numerics by the activations' rounding (~0.4% of a group's largest value).
 
 The weights are in llmc.quant.layout's INT8_KERNEL_LAYOUT (q4f*_1): 8 nibbles per uint32, element k
@@ -17,7 +20,7 @@ odd ones; the activations are laid out to match:
   zero point, preloaded into the accumulator;
 - sx [t, K/8] float32: each lane's group scale (a group spans 4 lanes).
 
-One step covers 64 elements (two groups) with two 256-bit VPDPBUSD, then converts the 8
+One step covers 64 elements (two groups) with two 256-bit dot products, then converts the 8
 lane sums to float and accumulates them times weight scale x activation scale.
 
 - `gemv` (decode, one token per sequence): one weight row at a time against every token.
@@ -38,13 +41,16 @@ from llmc.devices import llvm_query
 GROUP = INT8_KERNEL_LAYOUT.group_size
 STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
 PARALLEL_CHUNKS = 16
-DPBUSD = "llvm.x86.avx512.vpdpbusd.256"  # AVX512-VNNI with VL, or AVX-VNNI (same intrinsic in LLVM)
+VPDPBUSD, VPMADDUBSW = "vpdpbusd", "vpmaddubsw"  # devices.llvm_query's names of the two ways
+INTRINSICS = {"vpdpbusd": "llvm.x86.avx512.vpdpbusd.256",  # AVX512-VNNI with VL, or AVX-VNNI (one intrinsic)
+              "vpmaddubsw": "llvm.x86.avx2.pmadd.ub.sw", "vpmaddwd": "llvm.x86.avx2.pmadd.wd"}
 ZERO_POINT = INT8_KERNEL_LAYOUT.max_int
 
 
-def supported(target) -> bool:
-    """The target's CPU has an int8 dot product these kernels use (the rule is devices.llvm_query's)."""
-    return llvm_query.has_int8_dot_product(dict(target.export()))
+def dot_instruction(target) -> str | None:
+    """VPDPBUSD or VPMADDUBSW: how the target's CPU computes these kernels' dot products; None where it
+    cannot (the rule is devices.llvm_query's)."""
+    return llvm_query.int8_dot_instruction(dict(target.export()))
 
 
 def scheme_ok(s) -> bool:
@@ -131,9 +137,16 @@ def _high(packed):
     return _low(T.shift_right(packed, T.broadcast(T.int32(4), 8)))
 
 
-def _dot(acc, unsigned, signed):
-    """acc (8 x int32) + sums of 4 products u8 x s8 per lane: one VPDPBUSD."""
-    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(DPBUSD), acc, unsigned, signed, dtype="int32x8")
+def _intrinsic(name, dtype, *args):
+    return T.call_llvm_pure_intrin(T.llvm_lookup_intrinsic_id(INTRINSICS[name]), *args, dtype=dtype)
+
+
+def _dots(dot, acc, low, even, high, odd):
+    """acc (8 x int32) + per lane, the sum of the 4 products u8 x s8 of low . even and of high . odd."""
+    if dot == VPDPBUSD:
+        return _intrinsic(VPDPBUSD, "int32x8", _intrinsic(VPDPBUSD, "int32x8", acc, low, even), high, odd)
+    pairs = _intrinsic(VPMADDUBSW, "int16x16", low, even) + _intrinsic(VPMADDUBSW, "int16x16", high, odd)
+    return acc + _intrinsic("vpmaddwd", "int32x8", pairs, T.broadcast(T.int16(1), 16))
 
 
 def _lane_sum(acc, at):
@@ -157,14 +170,14 @@ def _group_scales(q_scale, row, step):
 # A kernel per layer shape: sizes read from the buffers made the GEMV 17% and the GEMM 19% slower (LLVM
 # unrolls and addresses by constant N and K), more than the 1.5 s of compile time one kernel each saves.
 @functools.cache
-def gemv(n: int, k: int, scale_dtype: str):
+def gemv(n: int, k: int, scale_dtype: str, dot: str):
     """out[t, N] = the int8 product of each activation row with the 4-bit weight [N, K]."""
     rows_per_chunk, chunks = _chunks(n)
-    return _sized(_gemv_template(scale_dtype), n=n, k=k, rows_per_chunk=rows_per_chunk, chunks=chunks)
+    return _sized(_gemv_template(scale_dtype, dot), n=n, k=k, rows_per_chunk=rows_per_chunk, chunks=chunks)
 
 
 @functools.cache
-def _gemv_template(scale_dtype: str):
+def _gemv_template(scale_dtype: str, dot: str):
     @T.prim_func(private=True, s_tir=True)
     def q4_int8_gemv(var_xe: T.handle, var_xo: T.handle, var_corr: T.handle, var_sx: T.handle,
                      var_q_weight: T.handle, var_q_scale: T.handle, var_out: T.handle,
@@ -194,8 +207,8 @@ def _gemv_template(scale_dtype: str):
                             odd: T.let[T.int8x32] = xo[r, T.ramp(step * 32, 1, 32)]
                             zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
                             packed: T.let[T.int32x8] = T.reinterpret("int32x8", q_weight[row, T.ramp(step * 8, 1, 8)])
-                            dot: T.let[T.int32x8] = _dot(_dot(zero, _low(packed), even), _high(packed), odd)
-                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", dot) * (
+                            sums: T.let[T.int32x8] = _dots(dot, zero, _low(packed), even, _high(packed), odd)
+                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", sums) * (
                                 _group_scales(q_scale, row, step) * sx[r, T.ramp(step * 8, 1, 8)])
                         out[r, row] = _lane_sum(acc, 0)
 
@@ -213,7 +226,7 @@ class ExpertSlice:
 
 
 @functools.cache
-def expert_gemv(num_experts: int, n: int, k: int, top_k: int, per_slot: bool, scale_dtype: str):
+def expert_gemv(num_experts: int, n: int, k: int, top_k: int, per_slot: bool, scale_dtype: str, dot: str):
     """out[t, j, N] = the int8 product of token t's activation row (per_slot: row t * top_k + j) with
     expert experts[t, j]'s 4-bit weight [N, K] of the stacked [E, N, K]: gemv's loop over (slot, row)
     units, each reading only its routed expert's row."""
@@ -251,8 +264,8 @@ def expert_gemv(num_experts: int, n: int, k: int, top_k: int, per_slot: bool, sc
                             odd: T.let[T.int8x32] = xo[xr, T.ramp(step * 32, 1, 32)]
                             zero: T.let[T.int32x8] = corr[xr, T.ramp(step * 8, 1, 8)]
                             packed: T.let[T.int32x8] = T.reinterpret("int32x8", q_weight[e, row, T.ramp(step * 8, 1, 8)])
-                            dot: T.let[T.int32x8] = _dot(_dot(zero, _low(packed), even), _high(packed), odd)
-                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", dot) * (
+                            sums: T.let[T.int32x8] = _dots(dot, zero, _low(packed), even, _high(packed), odd)
+                            acc[T.ramp(0, 1, 8)] = acc[T.ramp(0, 1, 8)] + T.Cast("float32x8", sums) * (
                                 _group_scales(ExpertSlice(q_scale, e), row, step) * sx[xr, T.ramp(step * 8, 1, 8)])
                         out[r, j, row] = _lane_sum(acc, 0)
 
@@ -269,15 +282,15 @@ def weight_rows(n: int) -> int:
 
 
 @functools.cache
-def gemm(n: int, k: int, scale_dtype: str):
+def gemm(n: int, k: int, scale_dtype: str, dot: str):
     """out[t, N] for a prefill's activations (tp rows, a multiple of TOKEN_TILE) and the 4-bit weight [N, K]."""
     rows = weight_rows(n)
     tiles_per_chunk, chunks = _chunks(n // rows)
-    return _sized(_gemm_template(rows, scale_dtype), n=n, k=k, tiles_per_chunk=tiles_per_chunk, chunks=chunks)
+    return _sized(_gemm_template(rows, scale_dtype, dot), n=n, k=k, tiles_per_chunk=tiles_per_chunk, chunks=chunks)
 
 
 @functools.cache
-def _gemm_template(rows: int, scale_dtype: str):
+def _gemm_template(rows: int, scale_dtype: str, dot: str):
     tokens = TOKEN_TILE
 
     @T.prim_func(private=True, s_tir=True)
@@ -321,10 +334,10 @@ def _gemm_template(rows: int, scale_dtype: str):
                                 zero: T.let[T.int32x8] = corr[r, T.ramp(step * 8, 1, 8)]
                                 token_scales: T.let[T.float32x8] = sx[r, T.ramp(step * 8, 1, 8)]
                                 for i in T.unroll(rows):
-                                    dot: T.let[T.int32x8] = _dot(_dot(zero, low[T.ramp(i * 32, 1, 32)], even),
-                                                                 high[T.ramp(i * 32, 1, 32)], odd)
+                                    sums: T.let[T.int32x8] = _dots(dot, zero, low[T.ramp(i * 32, 1, 32)], even,
+                                                                   high[T.ramp(i * 32, 1, 32)], odd)
                                     acc[T.ramp((i * tokens + j) * 8, 1, 8)] = acc[T.ramp((i * tokens + j) * 8, 1, 8)] \
-                                        + T.Cast("float32x8", dot) * (scales[T.ramp(i * 8, 1, 8)] * token_scales)
+                                        + T.Cast("float32x8", sums) * (scales[T.ramp(i * 8, 1, 8)] * token_scales)
                         for j, i in T.grid(tokens, rows):
                             if token_tile * tokens + j < t:
                                 out[token_tile * tokens + j, row0 + i] = _lane_sum(acc, (i * tokens + j) * 8)

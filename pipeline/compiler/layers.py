@@ -96,7 +96,7 @@ class GroupQuantLinear(_Linear):
         self.q_scale = nn.Parameter((out_features, groups) if self.nk else (groups, out_features), s.model_dtype)
         self._add_bias(bias, bias_dtype or s.model_dtype)
 
-    int8_activations = False  # set by use_int8_activations
+    int8_activations = None  # the dot instruction, set by use_int8_activations
 
     def _params(self) -> list:
         return [self.q_weight, self.q_scale]
@@ -108,7 +108,7 @@ class GroupQuantLinear(_Linear):
     def forward(self, x: nn.Tensor) -> nn.Tensor:
         if not self.int8_activations:
             return super().forward(x)
-        y = _int8_matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
+        y = _int8_matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features, self.int8_activations)
         return self._with_bias(_as_dtype(y, self.out_dtype))
 
 
@@ -189,12 +189,12 @@ class Embedding(nn.Module):
 
         return nn.op.tensor_expr_op(take, "embed", [ids, *self._params()])
 
-    int8_activations = False  # set by use_int8_activations
+    int8_activations = None  # the dot instruction, set by use_int8_activations
 
     def lm_head(self, x: nn.Tensor) -> nn.Tensor:
         vocab, dim = self.vocab, self.dim
         if self.int8_activations:
-            return _int8_matmul(x, self.q_weight, self.q_scale, vocab, dim)
+            return _int8_matmul(x, self.q_weight, self.q_scale, vocab, dim, self.int8_activations)
         return nn.op.tensor_expr_op(
             lambda xt, *tensors: _matmul_te(xt, self._weight_at(tensors), vocab, dim, "float32", "lm_head"),
             "lm_head", [x, *self._params()])
@@ -210,7 +210,8 @@ def _one_token(x: nn.Tensor) -> bool:
     return isinstance(x.shape[-2], int) and x.shape[-2] == 1
 
 
-def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n: int, k: int) -> nn.Tensor:
+def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n: int, k: int,
+                 dot: str) -> nn.Tensor:
     """x W^T with x quantized to int8: a GEMV for one token per sequence, else a prefill GEMM over
     rows padded to whole token tiles."""
     rows = 1
@@ -219,7 +220,7 @@ def _int8_matmul(x: nn.Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, n:
     decode = _one_token(x)
     act = int8_activations(nn.op.reshape(x, (rows, k)), decode)
     kernel, name = (int8_matmul.gemv, "q4_int8_gemv") if decode else (int8_matmul.gemm, "q4_int8_gemm")
-    y = nn.op.tensor_ir_op(kernel(n, k, q_scale.dtype), name, [*act, q_weight, q_scale],
+    y = nn.op.tensor_ir_op(kernel(n, k, q_scale.dtype, dot), name, [*act, q_weight, q_scale],
                            nn.Tensor.placeholder((rows, n), "float32"))
     return nn.op.reshape(y, (*x.shape[:-1], n))
 
@@ -239,17 +240,18 @@ def int8_ok(s: Scheme, n: int, k: int) -> bool:
     return int8_matmul.scheme_ok(s) and int8_matmul.shape_ok(n, k)
 
 
-def use_int8_activations(model: nn.Module) -> int:
+def use_int8_activations(model: nn.Module, dot: str) -> int:
     """Switch every eligible 4-bit layer of model to matmuls with int8-quantized activations
-    (--opt O3), decode and prefill. Returns how many layers were switched."""
+    (--opt O2/O3), decode and prefill, whose dot products use the instruction dot
+    (int8_matmul.dot_instruction). Returns how many layers were switched."""
     switched = 0
     for module in _modules(model):
         if isinstance(module, GroupQuantLinear) and int8_ok(module.scheme, module.out_features, module.in_features):
-            module.int8_activations, switched = True, switched + 1
+            module.int8_activations, switched = dot, switched + 1
         elif isinstance(module, Embedding) and module.quantized and int8_ok(module.scheme, module.vocab, module.dim):
-            module.int8_activations, switched = True, switched + 1
+            module.int8_activations, switched = dot, switched + 1
         elif getattr(module, "int8_eligible", None) is not None and module.int8_eligible():  # moe.Experts
-            module.int8_activations, switched = True, switched + 1
+            module.int8_activations, switched = dot, switched + 1
     return switched
 
 

@@ -55,8 +55,9 @@ def build_model(spec: dict, target, device):
     model.hidden_size = hidden_size(cfg)
     model.prefill_chunk_size = spec["prefill_chunk_size"]
     model.active_vocab_size = spec["active_vocab_size"] or cfg["vocab_size"]
-    if spec["opt"].get("int8_activations") and int8_matmul.supported(target):
-        layers.use_int8_activations(model)
+    dot = int8_matmul.dot_instruction(target) if spec["opt"].get("int8_activations") else None
+    if dot:
+        layers.use_int8_activations(model, dot)
     return model
 
 

@@ -219,7 +219,7 @@ class Experts(nn.Module):
     def _params(self) -> list:
         return [self.q_weight, self.q_scale] if self.quantized else [self.weight]
 
-    int8_activations = False  # set by layers.use_int8_activations
+    int8_activations = None  # the dot instruction, set by layers.use_int8_activations
 
     def int8_eligible(self) -> bool:
         return self.quantized and layers.int8_ok(self.scheme, self.out_features, self.in_features)
@@ -238,7 +238,8 @@ class Experts(nn.Module):
         if self.int8_activations:  # decode at O2/O3: the dense layers' int8 GEMV, on the routed experts' rows
             t, top_k = experts.shape
             act = layers.int8_activations(op.reshape(x, (t * top_k, k)) if per_slot else x, decode=True)
-            kernel = int8_matmul.expert_gemv(self.num_experts, n, k, top_k, per_slot, self.q_scale.dtype)
+            kernel = int8_matmul.expert_gemv(self.num_experts, n, k, top_k, per_slot, self.q_scale.dtype,
+                                             self.int8_activations)
             return nn.op.tensor_ir_op(kernel, "q4_int8_expert_gemv", [*act, experts, self.q_weight, self.q_scale],
                                       nn.Tensor.placeholder((t, top_k, n), "float32"))
 

@@ -12,7 +12,7 @@ from types import ModuleType
 
 from llmc.devices import android, apple, cpu, cuda, vulkan, webgpu
 from llmc.devices.base import Device
-from llmc.devices.host import has_int8_dot_product, host_cpu, host_triple
+from llmc.devices.host import host_cpu, host_triple, int8_dot_instruction
 from llmc.errors import NotAvailable, UserError
 
 DEVICES: tuple[ModuleType, ...] = (cpu, cuda, apple, android, webgpu, vulkan)
@@ -72,5 +72,5 @@ def require_runnable(device: str) -> None:
                            "(GPU and app libraries run in MLC's runtimes)")
 
 
-__all__ = ["DEVICES", "Device", "KNOWN", "check_here", "for_target", "has_int8_dot_product", "host_cpu",
-           "host_triple", "module_for", "require_runnable", "resolve", "split_devices"]
+__all__ = ["DEVICES", "Device", "KNOWN", "check_here", "for_target", "host_cpu", "host_triple",
+           "int8_dot_instruction", "module_for", "require_runnable", "resolve", "split_devices"]

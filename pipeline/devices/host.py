@@ -60,15 +60,15 @@ def host_cpu(cache_dir: Path | None) -> str:
     return _remembered(cache_dir, "host-cpu.json", _host_fingerprint(), ask)
 
 
-def has_int8_dot_product(target: dict, cache_dir: Path | None) -> bool:
-    """AVX512-VNNI (with VL) or AVX-VNNI on this CPU target, cached per target in cache_dir."""
-    def ask() -> bool:
+def int8_dot_instruction(target: dict, cache_dir: Path | None) -> str | None:
+    """llvm_query.int8_dot_instruction of this CPU target, cached per target in cache_dir."""
+    def ask() -> str | None:
         from llmc.devices import llvm_query
 
-        return llvm_query.has_int8_dot_product(target)
+        return llvm_query.int8_dot_instruction(target)
 
     key = json.dumps(target, sort_keys=True)
-    return _remembered(cache_dir, "cpu-features.json", key, ask)
+    return _remembered(cache_dir, "cpu-int8-dot.json", key, ask)
 
 
 def host_triple() -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from llmc import tvm_libs
 
-# A CPU computes int8 dot products (the O2/O3 kernels of compiler/int8_matmul.py) with any one of these
-# feature sets, as LLVM names them.
-INT8_DOT_FEATURES = (("avx512vnni", "avx512vl"), ("avxvnni",))
+# The instruction the int8 kernels (O2/O3, compiler/int8_matmul.py) compute u8 x s8 dot products with, by the
+# feature sets (LLVM's names) that provide it, best first: VNNI's one-instruction dot product, else AVX2's
+# VPMADDUBSW + VPMADDWD pair (llama.cpp's path on CPUs without VNNI; same integers for these operands).
+INT8_DOT_INSTRUCTIONS = (("vpdpbusd", ("avx512vnni", "avx512vl")), ("vpdpbusd", ("avxvnni",)),
+                         ("vpmaddubsw", ("avx2",)))
 
 
 def system_cpu() -> str:
@@ -14,9 +16,11 @@ def system_cpu() -> str:
     return str(tvm_libs.function("target.llvm_get_system_cpu")())
 
 
-def has_int8_dot_product(target: dict) -> bool:
+def int8_dot_instruction(target: dict) -> str | None:
+    """The best of INT8_DOT_INSTRUCTIONS the target's CPU has, or None (not a CPU, or too old a one)."""
     if target.get("kind") != "llvm":
-        return False
+        return None
     llvm_target = tvm_libs.function("target.Target")(target)
     has = tvm_libs.function("target.target_has_feature")
-    return any(all(bool(has(feature, llvm_target)) for feature in features) for features in INT8_DOT_FEATURES)
+    return next((name for name, features in INT8_DOT_INSTRUCTIONS
+                 if all(bool(has(feature, llvm_target)) for feature in features)), None)
