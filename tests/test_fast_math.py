@@ -1,5 +1,7 @@
-"""The polynomial exp/exp2/sigmoid against numpy, and the pass that puts them in place of TVM's calls."""
+"""The polynomial exp/exp2/sigmoid and rational erf/tanh against numpy, and the pass that puts them in place of TVM's calls."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -46,8 +48,21 @@ def test_polynomial_is_within_a_few_ulp(name, reference):
     assert np.all(got[~normal] <= 2.0 ** -126)
 
 
-def test_pass_replaces_exp_and_sigmoid_calls():
-    mod = tvm.IRModule({"main": elementwise(T.sigmoid)})
+# the odd functions near 0 (relative error counts there), through their knee, and out to where they are +-1
+ODD_X = np.concatenate([np.geomspace(1e-30, 12, N // 2 - 2), [0.0, 1e30]])
+ODD_X = np.concatenate([ODD_X, -ODD_X]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name,reference", [("erf", np.vectorize(math.erf)), ("tanh", np.tanh)])
+def test_rational_is_within_a_few_ulp(name, reference):
+    got = run(elementwise(getattr(fast_math, name)), ODD_X)
+    np.testing.assert_allclose(got, reference(ODD_X.astype(np.float64)), rtol=4e-7, atol=0)
+
+
+@pytest.mark.parametrize("fn", [T.sigmoid, T.erf, T.tanh])
+def test_pass_replaces_the_calls(fn):
+    mod = tvm.IRModule({"main": elementwise(fn)})
     fast = fast_math.fast_transcendentals(mod)
-    assert "T.sigmoid" in mod.script() and "T.sigmoid" not in fast.script()
-    np.testing.assert_allclose(run(fast["main"], X), run(mod["main"], X), rtol=4e-7, atol=1e-38)
+    name = f"T.{fn.__name__}"
+    assert name in mod.script() and name not in fast.script()
+    np.testing.assert_allclose(run(fast["main"], X), run(elementwise(getattr(fast_math, fn.__name__)), X))
