@@ -1,4 +1,4 @@
-"""Matmuls with int8 activations and integer dot products (--opt O3).
+"""Matmuls with int8 activations and integer dot products (--opt O2, the default, and O3).
 
 llama.cpp's trick for 4-bit weights on CPUs: quantize each activation row to int8 per
 group of 32 and multiply it with the weights' 4-bit integers using the CPU's
@@ -6,8 +6,8 @@ u8 x s8 dot products, applying the float scales once per group. The products of 
 summed into an int32 lane are one VPDPBUSD with VNNI (AVX512-VNNI or AVX-VNNI), or VPMADDUBSW (pairs
 into int16) then VPMADDWD by ones (pairs of those into int32) with AVX2 alone. The integers are the same:
 the weights are below 16 and the activations within +-127, so a lane's int16 sums stay far from
-saturating, and the kernels give the same bits on either kind of CPU. Exact kernels stay the default (O2); these change the
-numerics by the activations' rounding (~0.4% of a group's largest value).
+saturating, and the kernels give the same bits on either kind of CPU. They are the default (O2; O1 is exact):
+they change the numerics by the activations' rounding (~0.4% of a group's largest value).
 
 The weights are in llmc.quant.layout's INT8_KERNEL_LAYOUT (q4f*_1): 8 nibbles per uint32, element k
 at bits 4*(k % 8) of word k // 8, stored as q + 7. So byte b of a row holds elements 2b (low nibble)
@@ -37,13 +37,14 @@ from tvm.script import tirx as T
 
 from llmc.quant.layout import INT8_KERNEL_LAYOUT, has_int8_kernel_layout
 from llmc.devices import llvm_query
+from llmc.devices.llvm_query import VPDPBUSD, VPMADDUBSW
 
 GROUP = INT8_KERNEL_LAYOUT.group_size
 STEP = 64  # elements per 256-bit step: 32 bytes of nibbles
 PARALLEL_CHUNKS = 16
-VPDPBUSD, VPMADDUBSW = "vpdpbusd", "vpmaddubsw"  # devices.llvm_query's names of the two ways
-INTRINSICS = {"vpdpbusd": "llvm.x86.avx512.vpdpbusd.256",  # AVX512-VNNI with VL, or AVX-VNNI (one intrinsic)
-              "vpmaddubsw": "llvm.x86.avx2.pmadd.ub.sw", "vpmaddwd": "llvm.x86.avx2.pmadd.wd"}
+VPMADDWD = "vpmaddwd"
+INTRINSICS = {VPDPBUSD: "llvm.x86.avx512.vpdpbusd.256",  # AVX512-VNNI with VL, or AVX-VNNI (one intrinsic)
+              VPMADDUBSW: "llvm.x86.avx2.pmadd.ub.sw", VPMADDWD: "llvm.x86.avx2.pmadd.wd"}
 ZERO_POINT = INT8_KERNEL_LAYOUT.max_int
 
 
@@ -146,7 +147,7 @@ def _dots(dot, acc, low, even, high, odd):
     if dot == VPDPBUSD:
         return _intrinsic(VPDPBUSD, "int32x8", _intrinsic(VPDPBUSD, "int32x8", acc, low, even), high, odd)
     pairs = _intrinsic(VPMADDUBSW, "int16x16", low, even) + _intrinsic(VPMADDUBSW, "int16x16", high, odd)
-    return acc + _intrinsic("vpmaddwd", "int32x8", pairs, T.broadcast(T.int16(1), 16))
+    return acc + _intrinsic(VPMADDWD, "int32x8", pairs, T.broadcast(T.int16(1), 16))
 
 
 def _lane_sum(acc, at):

@@ -7,8 +7,9 @@ from llmc import tvm_libs
 # The instruction the int8 kernels (O2/O3, compiler/int8_matmul.py) compute u8 x s8 dot products with, by the
 # feature sets (LLVM's names) that provide it, best first: VNNI's one-instruction dot product, else AVX2's
 # VPMADDUBSW + VPMADDWD pair (llama.cpp's path on CPUs without VNNI; same integers for these operands).
-INT8_DOT_INSTRUCTIONS = (("vpdpbusd", ("avx512vnni", "avx512vl")), ("vpdpbusd", ("avxvnni",)),
-                         ("vpmaddubsw", ("avx2",)))
+VPDPBUSD, VPMADDUBSW = "vpdpbusd", "vpmaddubsw"
+INT8_DOT_INSTRUCTIONS = ((VPDPBUSD, ("avx512vnni", "avx512vl")), (VPDPBUSD, ("avxvnni",)),
+                         (VPMADDUBSW, ("avx2",)))
 
 
 def system_cpu() -> str:
