@@ -12,7 +12,8 @@ converter would write, then, one model at a time (its files deleted before the n
 - cold compile of the library (an empty store, its own process), at O2;
 - prefill of 32, 128 and 512 tokens and decode (median step) through the library at O1 (exact) and O2
   (int8 activations, the default; O3 is the same), next to llama-bench on the Q4_0 file; the decode
-  ceiling a bandwidth probe implies (read GB/s over the weight bytes one token reads).
+  ceiling a bandwidth probe implies (read GB/s over the weight bytes one token reads), from the probe at
+  the run's start and from one taken just before the model's speeds.
 JSON and PNG in bench-results/, a Markdown table on stdout. Needs about 3x the biggest model's F16 size
 of free disk (40 GB for the 7B models) and runs for about an hour with all four models.
 
@@ -173,6 +174,11 @@ def one_model(name: str, cfg: dict, arch: str, work: Path, reps: int, ceiling_bw
     row["weight_gb_per_token"] = round(nbytes / 1e9, 3)
     row["decode_ceiling_tok_s"] = round(ceiling_bw / nbytes, 2)
     row["read_gb_s"] = round(ceiling_bw / 1e9, 1)  # this run's probe: runs on other days read differently
+    # the probe again just before this model's speeds: a shared host's bandwidth drifts within an hour's run
+    from llmc import devices
+    at_decode = read_bandwidth(devices.resolve("cpu", None, None).target)
+    row["read_gb_s_at_decode"] = round(at_decode / 1e9, 1)
+    row["decode_ceiling_at_decode_tok_s"] = round(at_decode / nbytes, 2)
     speeds = {}
     for opt in OPTS:
         speeds[f"llmc q4f16_1 {opt}"] = library_speeds(folder, f"lib-{opt}.so", reps)
@@ -230,7 +236,8 @@ def table(rows: list[dict]) -> str:
             ours = r["speed"][f"llmc q4f16_1 {opt}"]
             for metric in [f"pp{p}" for p in PROMPTS] + ["tg"]:
                 what = f"prefill {metric[2:]} tok/s" if metric.startswith("pp") else \
-                    f"decode tok/s (ceiling {r['decode_ceiling_tok_s']})"
+                    f"decode tok/s (ceiling {r['decode_ceiling_tok_s']}; " \
+                    f"{r.get('decode_ceiling_at_decode_tok_s', '—')} at decode)"
                 lines.append(f"| {r['model']} | {opt} {what} | {ours[metric]:.2f} | {theirs[metric]:.2f} | "
                              f"{ours[metric] / theirs[metric]:.2f}x |")
     return "\n".join(lines)
