@@ -77,9 +77,9 @@ def llmc_weight_bytes(folder: Path) -> int:
     return total
 
 
-def read_bandwidth(target: dict, megabytes: int = 1024, reps: int = 7) -> float:
-    """Bytes/s that THREADS threads of a TVM-compiled loop read from memory (best of reps): the
-    streaming rate a bandwidth-bound decode kernel can hope for."""
+def bandwidth_probe(target: dict, megabytes: int = 1024):
+    """A function that reads `megabytes` from memory with THREADS threads of a TVM-compiled loop and
+    returns the bytes/s of that one read: the streaming rate a bandwidth-bound decode kernel can hope for."""
     import numpy as np
     import tvm
     from tvm.script import tirx as T
@@ -103,10 +103,18 @@ def read_bandwidth(target: dict, megabytes: int = 1024, reps: int = 7) -> float:
     func = tvm.compile(tvm.IRModule({"main": total}), target=tvm.target.Target(target))
     a = tvm.runtime.tensor(np.ones((threads, per, lanes), np.float32), tvm.cpu())
     out = tvm.runtime.tensor(np.zeros((threads, lanes), np.float32), tvm.cpu())
-    best = float("inf")
-    for _ in range(reps):
+
+    def read() -> float:
         t0 = time.perf_counter()
         func(a, out)
-        best = min(best, time.perf_counter() - t0)
-    assert float(out.numpy()[0, 0]) == per
-    return threads * per * lanes * 4 / best
+        took = time.perf_counter() - t0
+        assert float(out.numpy()[0, 0]) == per
+        return threads * per * lanes * 4 / took
+
+    return read
+
+
+def read_bandwidth(target: dict, megabytes: int = 1024, reps: int = 7) -> float:
+    """Bytes/s of the best of reps reads of bandwidth_probe."""
+    read = bandwidth_probe(target, megabytes)
+    return max(read() for _ in range(reps))
