@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4)
     args = ap.parse_args()
     if (args.folder is None) == (args.model is None):
-        ap.error("give a FOLDER or --model, not both")
+        ap.error("give exactly one of FOLDER and --model")
     with tempfile.TemporaryDirectory(prefix="llmc-ceiling-", dir=args.work) as tmp:
         folder = args.folder or build(args.model, args.opt, Path(tmp))
         lib_name = args.lib or f"lib-{args.opt}.so"
