@@ -43,7 +43,7 @@ def build(model: str, opt: str, work: Path) -> Path:
     return folder
 
 
-def paired_shares(folder: Path, lib_name: str, rounds: int, steps: int) -> list[tuple[float, float]]:
+def paired_rounds(folder: Path, lib_name: str, rounds: int, steps: int) -> list[tuple[float, float]]:
     """(decode tok/s, probe bytes/s) per round."""
     from llmc import devices
     from llmc.runtime.library import ModelLibrary
@@ -84,7 +84,7 @@ def main() -> int:
         folder = args.folder or build(args.model, args.opt, Path(tmp))
         lib_name = args.lib or f"lib-{args.opt}.so"
         nbytes = llmc_weight_bytes(folder)
-        rounds = paired_shares(folder, lib_name, args.rounds, args.steps)
+        rounds = paired_rounds(folder, lib_name, args.rounds, args.steps)
     shares = sorted(tok_s * nbytes / bw for tok_s, bw in rounds)
     name = args.model or folder.name
     print(f"{name} {lib_name}, {THREADS} threads, {nbytes / 1e9:.3f} GB read per token, {len(rounds)} rounds of "
