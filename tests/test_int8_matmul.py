@@ -50,12 +50,11 @@ def compiled(func):
     return tvm.compile(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), TARGET)
 
 
-def quantized(x, padded_rows, parallel):
+def quantized(x, padded_rows, decode):
     """quantize_activations' four outputs for x, with padded_rows rows."""
     k = x.shape[1]
-    act = [tensor(np.full((padded_rows, k // 2), 99, np.int8)), tensor(np.full((padded_rows, k // 2), 99, np.int8)),
-           tensor(np.full((padded_rows, k // 8), 99, np.int32)), tensor(np.full((padded_rows, k // 8), 99, np.float32))]
-    compiled(int8_matmul.quantize_activations(k, parallel))(tensor(x), *act)
+    act = [tensor(np.full(shape, 99, dtype)) for shape, dtype in int8_matmul.activation_shapes(padded_rows, k, decode)]
+    compiled(int8_matmul.quantize_activations(k, decode))(tensor(x), *act)
     return act
 
 
@@ -69,7 +68,7 @@ def test_matmul_is_the_int8_arithmetic(kernel, n, k, t, scale_dtype, dot):
     q, packed, scale = mlc_q4(n, k, scale_dtype, seed=n + k)
     x = np.random.default_rng(t).standard_normal((t, k)).astype(np.float32)
     tile = int8_matmul.TOKEN_TILE if kernel == "gemm" else 1
-    act = quantized(x, -(-t // tile) * tile, parallel=kernel == "gemm")
+    act = quantized(x, -(-t // tile) * tile, decode=kernel == "gemv")
     out = tensor(np.zeros((t, n), np.float32))
     compiled(getattr(int8_matmul, kernel)(n, k, scale_dtype, dot))(*act, tensor(packed), tensor(scale), out)
 
@@ -80,18 +79,39 @@ def test_matmul_is_the_int8_arithmetic(kernel, n, k, t, scale_dtype, dot):
     assert 1e-4 < error < 2e-2  # activation rounding: not exact, and not far off
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_quantized_activations_layout(parallel):
+@pytest.mark.parametrize("dot", RUNNABLE)
+@pytest.mark.parametrize("kernel", ["gemv", "gemm"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_largest_integer_sums_stay_exact(kernel, sign, dot):
+    """Every nibble 15 and every activation +-127: the GEMV's int16 reduction holds 16 products per lane
+    (+-30480, just inside int16), so an overflow there would show as a wrong sign or magnitude."""
+    n, k, t = 8, 512, 4
+    q = np.full((n, k), 15, np.uint32)
+    packed = np.zeros((n, k // 8), np.uint32)
+    for j in range(8):
+        packed |= q[:, j::8] << (4 * j)
+    scale = np.full((n, k // 32), 0.5, np.float32)
+    x = np.full((t, k), sign, np.float32)
+    out = tensor(np.zeros((t, n), np.float32))
+    act = quantized(x, t, decode=kernel == "gemv")
+    compiled(getattr(int8_matmul, kernel)(n, k, "float32", dot))(*act, tensor(packed), tensor(scale), out)
+    np.testing.assert_array_equal(out.numpy(), np.full((t, n), sign * 8 * 0.5 * k, np.float32))
+
+
+@pytest.mark.parametrize("decode", [True, False])
+def test_quantized_activations_layout(decode):
+    """Per group for the GEMV (decode), per int32 lane of 8 elements for the GEMM."""
     k, t, padded = 64, 3, 4
     x = np.random.default_rng(0).standard_normal((t, k)).astype(np.float32)
     x[1] = 0  # an all-zero group quantizes to zeros with scale 0, not NaN
-    xe, xo, corr, sx = (a.numpy() for a in quantized(x, padded, parallel))
+    xe, xo, corr, sx = (a.numpy() for a in quantized(x, padded, decode))
     amax = np.abs(x.reshape(t, 2, 32)).max(-1)
     xq = np.round(x.reshape(t, 2, 32) * (127 / np.where(amax, amax, 1))[..., None]).astype(np.int32).reshape(t, k)
     np.testing.assert_array_equal(xe[:t], xq[:, 0::2])
     np.testing.assert_array_equal(xo[:t], xq[:, 1::2])
-    np.testing.assert_array_equal(corr[:t], -7 * xq.reshape(t, 8, 8).sum(-1))
-    np.testing.assert_allclose(sx[:t], np.repeat(amax / 127, 4, axis=1), rtol=1e-7)
+    per_entry = 32 if decode else 8
+    np.testing.assert_array_equal(corr[:t], -7 * xq.reshape(t, k // per_entry, per_entry).sum(-1))
+    np.testing.assert_allclose(sx[:t], np.repeat(amax / 127, 32 // per_entry, axis=1), rtol=1e-7)
     assert not any(a[t:].any() for a in (xe, xo, corr, sx))  # padding rows are zeros
 
 
@@ -139,7 +159,7 @@ def test_both_instructions_give_the_same_bits(kernel, n, k, t):
     q, packed, scale = mlc_q4(n, k, "float16", seed=1)
     x = np.random.default_rng(2).standard_normal((t, k)).astype(np.float32) * 30
     tile = int8_matmul.TOKEN_TILE if kernel == "gemm" else 1
-    act = quantized(x, -(-t // tile) * tile, parallel=kernel == "gemm")
+    act = quantized(x, -(-t // tile) * tile, decode=kernel == "gemv")
     outs = []
     for dot in RUNNABLE:
         outs.append(tensor(np.zeros((t, n), np.float32)))
@@ -174,7 +194,7 @@ def test_expert_gemv_is_the_int8_arithmetic_on_each_routed_expert(t, per_slot, d
     experts = np.array([[(3 * r + j) % num_experts for j in range(top_k)] for r in range(t)], np.int32)
     out = tensor(np.zeros((t, top_k, n), np.float32))
     kernel = int8_matmul.expert_gemv(num_experts, n, k, top_k, per_slot, "float32", dot)
-    compiled(kernel)(*quantized(x, rows, parallel=False), tensor(experts), tensor(packed), tensor(scale), out)
+    compiled(kernel)(*quantized(x, rows, decode=True), tensor(experts), tensor(packed), tensor(scale), out)
     for r in range(t):
         for j in range(top_k):
             q, _, s = parts[experts[r, j]]
@@ -192,5 +212,5 @@ def test_kernels_are_their_templates_with_constant_sizes(kernel, n, k):
     assert [p.name for p in func.params][4:] == ["q_weight", "q_scale", "out"]
     assert f'q_weight: T.Buffer(({n}, {k // 8}), "uint32")' in script
     assert "T.int32()" not in script
-    quantize = int8_matmul.quantize_activations(k, True)
+    quantize = int8_matmul.quantize_activations(k, False)
     assert len(quantize.params) == 5 and f'xe: T.Buffer((tp, {k // 2}), "int8")' in quantize.script()

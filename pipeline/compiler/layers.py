@@ -230,9 +230,8 @@ def int8_activations(flat: nn.Tensor, decode: bool) -> tuple:
     rows, k = flat.shape
     tile = 1 if decode else int8_matmul.TOKEN_TILE
     padded = rows if decode else (rows + tile - 1) // tile * tile
-    return nn.op.tensor_ir_op(int8_matmul.quantize_activations(k, parallel=not decode), "quantize_int8", [flat], [
-        nn.Tensor.placeholder((padded, k // 2), "int8"), nn.Tensor.placeholder((padded, k // 2), "int8"),
-        nn.Tensor.placeholder((padded, k // 8), "int32"), nn.Tensor.placeholder((padded, k // 8), "float32")])
+    return nn.op.tensor_ir_op(int8_matmul.quantize_activations(k, decode), "quantize_int8", [flat], [
+        nn.Tensor.placeholder(shape, dtype) for shape, dtype in int8_matmul.activation_shapes(padded, k, decode)])
 
 
 def int8_ok(s: Scheme, n: int, k: int) -> bool:
