@@ -7,11 +7,13 @@ each round reads the probe (best of two reads), decodes a few steps, and reads t
 round's share is the weight bytes one token reads over its median step time, divided by the better of
 the two probe readings. The median share over the rounds is the figure; the spread is printed too.
 
-    python scripts/bench_ceiling.py FOLDER [--lib lib-O2.so] [--rounds 12] [--steps 4]
+    python scripts/bench_ceiling.py FOLDER [--lib lib-O2.so] [--against OTHER.so] [--rounds 12] [--steps 4]
     python scripts/bench_ceiling.py --model SmolLM2-1.7B [--opt O2] [--work DIR]
 
-FOLDER holds a converted model and its library. --model writes random weights at one of bench_scale's
-shapes, converts (MLC's rule), compiles and measures in a temporary folder deleted at the end.
+FOLDER holds a converted model and its library. --against decodes a second library of the same model in
+the same rounds, each round's order alternating, and prints the two speeds' paired ratio. --model writes
+random weights at one of bench_scale's shapes, converts (MLC's rule), compiles and measures in a temporary
+folder deleted at the end.
 """
 from __future__ import annotations
 
@@ -43,28 +45,36 @@ def build(model: str, opt: str, work: Path) -> Path:
     return folder
 
 
-def paired_rounds(folder: Path, lib_name: str, rounds: int, steps: int) -> list[tuple[float, float]]:
-    """(decode tok/s, probe bytes/s) per round."""
+def paired_rounds(folder: Path, lib_names: list[str], rounds: int, steps: int) -> dict[str, list[tuple[float, float]]]:
+    """{library: [(decode tok/s, probe bytes/s) per round]}: each round decodes with every library (the
+    order alternating between rounds) between one pair of probe readings."""
     from llmc import devices
     from llmc.runtime.library import ModelLibrary
 
     probe = bandwidth_probe(devices.resolve("cpu", None, None).target, megabytes=512)
-    lib = ModelLibrary(folder / lib_name, folder)
-    kv = lib.create_kv_cache(1, 2048)
-    lib.add_sequence(kv, 0)
-    lib.prefill(kv, 0, list(range(100, 132)))
-    for _ in range(2):  # warm-up: first touches of the weights and the workspace
-        lib.decode(kv, [0], [100])
-    out = []
-    for _ in range(rounds):
-        before = max(probe(), probe())
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
+    sessions = []
+    for name in lib_names:
+        lib = ModelLibrary(folder / name, folder)
+        kv = lib.create_kv_cache(1, 2048)
+        lib.add_sequence(kv, 0)
+        lib.prefill(kv, 0, list(range(100, 132)))
+        for _ in range(2):  # warm-up: first touches of the weights and the workspace
             lib.decode(kv, [0], [100])
-            times.append(time.perf_counter() - t0)
+        sessions.append((name, lib, kv))
+    out = {name: [] for name in lib_names}
+    for i in range(rounds):
+        before = max(probe(), probe())
+        rates = {}
+        for name, lib, kv in sessions if i % 2 == 0 else sessions[::-1]:
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                lib.decode(kv, [0], [100])
+                times.append(time.perf_counter() - t0)
+            rates[name] = 1 / median(times)
         after = max(probe(), probe())
-        out.append((1 / median(times), max(before, after)))
+        for name in lib_names:
+            out[name].append((rates[name], max(before, after)))
     return out
 
 
@@ -77,23 +87,36 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--against", default=None,
+                    help="a second library in FOLDER, decoded in the same rounds: prints the paired speed ratio")
     args = ap.parse_args()
     if (args.folder is None) == (args.model is None):
         ap.error("give exactly one of FOLDER and --model")
+    if args.against and args.model:
+        ap.error("--against needs FOLDER (a model with both libraries in it)")
     with tempfile.TemporaryDirectory(prefix="llmc-ceiling-", dir=args.work) as tmp:
         folder = args.folder or build(args.model, args.opt, Path(tmp))
-        lib_name = args.lib or f"lib-{args.opt}.so"
+        lib_names = [args.lib or f"lib-{args.opt}.so", *([args.against] if args.against else [])]
         nbytes = llmc_weight_bytes(folder)
-        rounds = paired_rounds(folder, lib_name, args.rounds, args.steps)
+        by_lib = paired_rounds(folder, lib_names, args.rounds, args.steps)
+    for lib_name, rounds in by_lib.items():
+        report(args.model or folder.name, lib_name, nbytes, rounds, args.steps)
+    if args.against:
+        base, other = (by_lib[name] for name in lib_names)
+        ratios = sorted(b[0] / a[0] for a, b in zip(base, other))
+        print(f"{lib_names[1]} / {lib_names[0]} decode, paired by round: median {median(ratios):.3f}x "
+              f"(rounds {ratios[0]:.3f}-{ratios[-1]:.3f}x)")
+    return 0
+
+
+def report(name: str, lib_name: str, nbytes: int, rounds: list[tuple[float, float]], steps: int) -> None:
     shares = sorted(tok_s * nbytes / bw for tok_s, bw in rounds)
-    name = args.model or folder.name
     print(f"{name} {lib_name}, {THREADS} threads, {nbytes / 1e9:.3f} GB read per token, {len(rounds)} rounds of "
-          f"{args.steps} steps: decode {median([t for t, _ in rounds]):.2f} tok/s (rounds "
+          f"{steps} steps: decode {median([t for t, _ in rounds]):.2f} tok/s (rounds "
           f"{min(t for t, _ in rounds):.2f}-{max(t for t, _ in rounds):.2f}), probe "
           f"{median([b for _, b in rounds]) / 1e9:.1f} GB/s ({min(b for _, b in rounds) / 1e9:.1f}-"
           f"{max(b for _, b in rounds) / 1e9:.1f}); share of the paired ceiling: median {100 * median(shares):.0f}% "
           f"(rounds {100 * shares[0]:.0f}-{100 * shares[-1]:.0f}%)")
-    return 0
 
 
 if __name__ == "__main__":
