@@ -5,8 +5,8 @@ group of 32 and multiply it with the weights' 4-bit integers using the CPU's
 u8 x s8 dot products, applying the float scales once per group. The products of 4 adjacent bytes
 summed into an int32 lane are one VPDPBUSD with VNNI (AVX512-VNNI or AVX-VNNI), or VPMADDUBSW (pairs
 into int16) then VPMADDWD by ones (pairs of those into int32) with AVX2 alone. The integers are the same:
-the weights are below 16 and the activations within +-127, so a lane's int16 sums stay far from
-saturating, and the kernels give the same bits on either kind of CPU. They are the default (O2; O1 is exact):
+the weights are below 16 and the activations within +-127, so the int16 sums never saturate (the
+GEMV's widest holds 16 products, at most 30480), and the kernels give the same bits on either kind of CPU. They are the default (O2; O1 is exact):
 they change the numerics by the activations' rounding (~0.4% of a group's largest value).
 
 The weights are in llmc.quant.layout's INT8_KERNEL_LAYOUT (q4f*_1): 8 nibbles per uint32, element k
