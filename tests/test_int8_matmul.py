@@ -28,11 +28,17 @@ def mlc_q4(n, k, scale_dtype, seed):
     """Random MLC q4 weights: nibbles q in [0, 14] (value (q - 7) * scale), 8 per uint32, low first."""
     rng = np.random.default_rng(seed)
     q = rng.integers(0, 15, (n, k)).astype(np.uint32)
-    packed = np.zeros((n, k // 8), np.uint32)
-    for j in range(8):
-        packed |= q[:, j::8] << (4 * j)
+    packed = packed_nibbles(q)
     scale = (rng.random((n, k // 32)) * 0.02 + 0.001).astype(scale_dtype)
     return q, packed, scale
+
+
+def packed_nibbles(q):
+    """MLC's packing of [N, K] nibbles: 8 per uint32, low first."""
+    packed = np.zeros((q.shape[0], q.shape[1] // 8), np.uint32)
+    for j in range(8):
+        packed |= q[:, j::8].astype(np.uint32) << (4 * j)
+    return packed
 
 
 def int8_reference(x, q, scale):
@@ -86,10 +92,7 @@ def test_the_largest_integer_sums_stay_exact(kernel, sign, dot):
     """Every nibble 15 and every activation +-127: the GEMV's int16 reduction holds 16 products per lane
     (+-30480, just inside int16), so an overflow there would show as a wrong sign or magnitude."""
     n, k, t = 8, 512, 4
-    q = np.full((n, k), 15, np.uint32)
-    packed = np.zeros((n, k // 8), np.uint32)
-    for j in range(8):
-        packed |= q[:, j::8] << (4 * j)
+    packed = packed_nibbles(np.full((n, k), 15, np.uint32))
     scale = np.full((n, k // 32), 0.5, np.float32)
     x = np.full((t, k), sign, np.float32)
     out = tensor(np.zeros((t, n), np.float32))
